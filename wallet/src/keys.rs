@@ -4,7 +4,6 @@ use std::fmt;
 
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
-use p256::elliptic_curve::sec1::ToEncodedPoint;
 use zeroize::Zeroizing;
 
 use crate::hash::{ScriptHash, base58check_decode, base58check_encode};
