@@ -1,0 +1,307 @@
+//! Commands that read or change the chain: balances, transfers and the KRYPTON contract.
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::Subcommand;
+use krypton_chain::krypton::{KryptonEvent, QueryKind, QueryValue};
+use krypton_chain::nep17::{self, Asset};
+use krypton_chain::{Account, Progress, Sender, TxOutcome};
+use krypton_wallet::{PublicKey, ScriptHash};
+use serde_json::{Value, json};
+
+use crate::context::Context;
+use crate::output::Output;
+
+/// `krypton provider …`.
+#[derive(Subcommand, Debug)]
+pub enum ProviderCmd {
+    /// Deploy the signing account as a provider with its outbound SIP proxy location
+    Deploy {
+        /// host[:port] or a DNS SRV name such as _sip._udp.example.org
+        #[arg(long)]
+        location: String,
+    },
+    /// Remove the signing account's provider entry
+    Undeploy,
+}
+
+/// `krypton device-key …`.
+#[derive(Subcommand, Debug)]
+pub enum DeviceKeyCmd {
+    /// Authorise a device's public key (33-byte compressed, hex)
+    Set {
+        /// The device's public key
+        #[arg(long)]
+        key: String,
+    },
+    /// Remove the device key
+    Clear,
+}
+
+/// `krypton contract …`.
+#[derive(Subcommand, Debug)]
+pub enum ContractCmd {
+    /// Contract version and owner
+    Info,
+    /// Upgrade the contract (owner only)
+    Update {
+        /// New NEF file
+        #[arg(long)]
+        nef: std::path::PathBuf,
+        /// New manifest file
+        #[arg(long)]
+        manifest: std::path::PathBuf,
+    },
+}
+
+fn gas(v: i64) -> String {
+    nep17::format_amount(v as i128, 8)
+}
+
+fn address_arg(s: &str) -> anyhow::Result<ScriptHash> {
+    ScriptHash::parse_any(s).with_context(|| format!("{s:?} is not a valid N3 address"))
+}
+
+/// The address to read: the argument, else the wallet's default account.
+async fn target_address(ctx: &Context, address: Option<String>) -> anyhow::Result<ScriptHash> {
+    match address {
+        Some(a) => address_arg(&a),
+        None => {
+            let w = ctx.wallet().await?;
+            let acc = match &ctx.account {
+                Some(a) => return address_arg(a),
+                None => w.default_account().ok_or_else(|| anyhow!("the wallet has no account; pass an address"))?,
+            };
+            Ok(acc.script_hash())
+        }
+    }
+}
+
+/// `balance [ADDRESS]`. A failed read is an error, never a zero.
+pub async fn balance(ctx: &Context, address: Option<String>, out: &Output) -> anyhow::Result<()> {
+    let who = target_address(ctx, address).await?;
+    let rpc = ctx.rpc()?;
+    let balances = rpc.get_nep17_balances(&who).await?;
+    let height = rpc.get_block_count().await?;
+    let amount = |a: Asset| balances.iter().find(|b| b.asset == a.hash()).map(|b| b.amount).unwrap_or(0);
+    out.result(json!({
+        "address": who.to_address(),
+        "GAS": nep17::format_amount(amount(Asset::Gas), 8),
+        "NEO": nep17::format_amount(amount(Asset::Neo), 0),
+        "GAS_datoshi": amount(Asset::Gas).to_string(),
+        "height": height,
+        "rpc": rpc.current_endpoint(),
+    }));
+    Ok(())
+}
+
+/// `history [ADDRESS]`.
+pub async fn history(ctx: &Context, address: Option<String>, out: &Output) -> anyhow::Result<()> {
+    let who = target_address(ctx, address).await?;
+    let rpc = ctx.rpc()?;
+    let items: Vec<Value> = rpc
+        .get_nep17_transfers(&who)
+        .await?
+        .into_iter()
+        .map(|t| {
+            let (sym, dec) = if t.asset == nep17::GAS { ("GAS", 8) } else if t.asset == nep17::NEO { ("NEO", 0) } else { ("?", 0) };
+            json!({
+                "block": t.block,
+                "direction": if t.received { "in" } else { "out" },
+                "asset": sym,
+                "amount": nep17::format_amount(t.amount, dec),
+                "counterparty": t.counterparty,
+                "fee": !t.received && t.counterparty.is_none(),
+                "tx": t.tx_hash,
+            })
+        })
+        .collect();
+    out.result(json!({"address": who.to_address(), "transfers": items}));
+    Ok(())
+}
+
+fn progress_printer(out: &Output) -> impl FnMut(Progress) + '_ {
+    move |p| match p {
+        Progress::Signed { txid, system_fee, network_fee } => out.progress(
+            json!({"state": "signed", "txid": txid, "system_fee": gas(system_fee), "network_fee": gas(network_fee)}),
+        ),
+        Progress::Submitted { txid, valid_until_block } => {
+            out.progress(json!({"state": "submitted", "txid": txid, "valid_until_block": valid_until_block}))
+        }
+        Progress::Included { txid, block } => out.progress(json!({"state": "included", "txid": txid, "block": block})),
+        Progress::Executed { txid, vm_state } => out.progress(json!({"state": "executed", "txid": txid, "vm_state": vm_state})),
+    }
+}
+
+/// Signs `script` with the selected account and waits for it.
+async fn sign_and_send(ctx: &Context, script: Vec<u8>, extra_gas: i64, out: &Output) -> anyhow::Result<(ScriptHash, TxOutcome)> {
+    let w = ctx.wallet().await?;
+    let acc = ctx.signing_account(&w)?;
+    let script_v = acc.verification_script().ok_or_else(|| anyhow!("{} has no verification script", acc.address()))?;
+    let address = acc.address().to_string();
+    let rpc = ctx.rpc()?;
+    // Connect first: an unreachable node is reported before asking for the password.
+    let sender = Sender::connect(&rpc).await?;
+    out.note("unlocking the key (scrypt)…");
+    let key = ctx.signing_key(&w, &address).await?;
+    let account = Account::with_script(script_v, vec![&key]);
+    let mut p = progress_printer(out);
+    let outcome = sender.invoke(script, &account, extra_gas, &mut p).await?;
+    Ok((account.script_hash(), outcome))
+}
+
+fn tx_json(o: &TxOutcome) -> Value {
+    json!({"txid": o.txid, "block": o.block, "vm_state": o.log.vm_state, "fees": gas(o.fees()),
+           "system_fee": gas(o.system_fee), "network_fee": gas(o.network_fee)})
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// Events of the KRYPTON contract in a transaction.
+fn events_json(ctx_contract: &ScriptHash, o: &TxOutcome) -> Value {
+    let evs: Vec<Value> = o
+        .log
+        .notifications
+        .iter()
+        .filter(|n| n.contract == *ctx_contract)
+        .filter_map(KryptonEvent::from_notification)
+        .filter_map(Result::ok)
+        .map(|e| json!(format!("{e:?}")))
+        .collect();
+    json!({ "events": evs })
+}
+
+/// `send --to --amount [--asset]`.
+pub async fn send(ctx: &Context, to: &str, amount: &str, asset: &str, out: &Output) -> anyhow::Result<()> {
+    let asset = Asset::parse(asset).ok_or_else(|| anyhow!("unknown asset {asset:?}: use GAS or NEO"))?;
+    let to_h = address_arg(to)?;
+    let value = nep17::parse_amount(amount, asset)?;
+    let w = ctx.wallet().await?;
+    let from = ctx.signing_account(&w)?.script_hash();
+    let script = nep17::transfer_script(&asset.hash(), &from, &to_h, value);
+    let extra = if asset == Asset::Gas { value as i64 } else { 0 };
+    let (from, o) = match sign_and_send(ctx, script, extra, out).await {
+        Err(e) if format!("{e:#}").contains("ASSERT") => bail!(
+            "the transfer was refused: {} does not hold {amount} {} (check `krypton balance`)",
+            from.to_address(),
+            asset.symbol()
+        ),
+        r => r?,
+    };
+    out.result(merge(
+        tx_json(&o),
+        json!({"from": from.to_address(), "to": to_h.to_address(), "amount": nep17::format_amount(value, asset.decimals()), "asset": asset.symbol()}),
+    ));
+    Ok(())
+}
+
+/// `provider deploy|undeploy`.
+pub async fn provider(ctx: &Context, cmd: ProviderCmd, out: &Output) -> anyhow::Result<()> {
+    let c = ctx.contract()?;
+    let w = ctx.wallet().await?;
+    let me = ctx.signing_account(&w)?.script_hash();
+    let (script, extra) = match &cmd {
+        ProviderCmd::Deploy { location } => (c.deploy_script(&me, location), json!({"location": location})),
+        ProviderCmd::Undeploy => (c.undeploy_script(&me), json!({})),
+    };
+    let (_, o) = sign_and_send(ctx, script, 0, out).await?;
+    out.result(merge(merge(merge(tx_json(&o), json!({"provider": me.to_address()})), extra), events_json(&c.hash, &o)));
+    Ok(())
+}
+
+/// `register --provider [--uuid]`.
+pub async fn register(ctx: &Context, provider: &str, uuid: Option<String>, out: &Output) -> anyhow::Result<()> {
+    let c = ctx.contract()?;
+    let p = address_arg(provider)?;
+    let uuid = uuid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let w = ctx.wallet().await?;
+    let me = ctx.signing_account(&w)?.script_hash();
+    let (_, o) = sign_and_send(ctx, c.register_script(&me, &p, &uuid), 0, out).await?;
+    out.result(merge(
+        merge(tx_json(&o), json!({"user": me.to_address(), "provider": p.to_address(), "uuid": uuid})),
+        events_json(&c.hash, &o),
+    ));
+    Ok(())
+}
+
+/// `unregister`.
+pub async fn unregister(ctx: &Context, out: &Output) -> anyhow::Result<()> {
+    let c = ctx.contract()?;
+    let w = ctx.wallet().await?;
+    let me = ctx.signing_account(&w)?.script_hash();
+    let (_, o) = sign_and_send(ctx, c.unregister_script(&me), 0, out).await?;
+    out.result(merge(merge(tx_json(&o), json!({"user": me.to_address()})), events_json(&c.hash, &o)));
+    Ok(())
+}
+
+/// `query uuid|provider|location|key ADDRESS`.
+pub async fn query(ctx: &Context, what: &str, address: &str, out: &Output) -> anyhow::Result<()> {
+    let kind = QueryKind::parse(what).ok_or_else(|| anyhow!("cannot query {what:?}: use uuid, provider, location or key"))?;
+    let user = address_arg(address)?;
+    let c = ctx.contract()?;
+    let rpc = ctx.rpc()?;
+    let v = c.query(&rpc, kind, &user).await?;
+    let value = match v {
+        None => Value::Null,
+        Some(QueryValue::Text(s)) => json!(s),
+        Some(QueryValue::Account(h)) => json!(h.to_address()),
+        Some(QueryValue::Key(k)) => json!(k.to_hex()),
+    };
+    out.result(json!({"type": kind.as_str(), "address": user.to_address(), "value": value}));
+    Ok(())
+}
+
+/// `providers`.
+pub async fn providers(ctx: &Context, out: &Output) -> anyhow::Result<()> {
+    let c = ctx.contract()?;
+    let rpc = ctx.rpc()?;
+    let list: Vec<Value> = c
+        .providers(&rpc)
+        .await?
+        .into_iter()
+        .map(|p| json!({"address": p.provider.to_address(), "location": p.location}))
+        .collect();
+    out.result(json!({"providers": list}));
+    Ok(())
+}
+
+/// `device-key set|clear`.
+pub async fn device_key(ctx: &Context, cmd: DeviceKeyCmd, out: &Output) -> anyhow::Result<()> {
+    let c = ctx.contract()?;
+    let w = ctx.wallet().await?;
+    let me = ctx.signing_account(&w)?.script_hash();
+    let script = match &cmd {
+        DeviceKeyCmd::Set { key } => {
+            let k = PublicKey::from_hex(key).with_context(|| format!("{key:?}"))?;
+            c.set_device_key_script(&me, &k)
+        }
+        DeviceKeyCmd::Clear => c.clear_device_key_script(&me),
+    };
+    let (_, o) = sign_and_send(ctx, script, 0, out).await?;
+    out.result(merge(merge(tx_json(&o), json!({"user": me.to_address()})), events_json(&c.hash, &o)));
+    Ok(())
+}
+
+/// `contract info|update`.
+pub async fn contract(ctx: &Context, cmd: ContractCmd, out: &Output) -> anyhow::Result<()> {
+    let c = ctx.contract()?;
+    match cmd {
+        ContractCmd::Info => {
+            let rpc = ctx.rpc()?;
+            let version = c.version(&rpc).await?;
+            let owner = c.owner(&rpc).await?;
+            out.result(json!({"contract": c.hash.to_hex(), "version": version.to_string(), "owner": owner.to_address()}));
+        }
+        ContractCmd::Update { nef, manifest } => {
+            let nef_b = std::fs::read(&nef).with_context(|| format!("cannot read {}", nef.display()))?;
+            let m = std::fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+            let (_, o) = sign_and_send(ctx, c.update_script(&nef_b, &m), 0, out).await?;
+            out.result(merge(tx_json(&o), json!({"contract": c.hash.to_hex(), "updated": true})));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,439 @@
+//! `krypton devnet …`: a local single-node neo-go privnet on loopback with the KRYPTON contract.
+//!
+//! Everything lives in `<data dir>/devnet`: the node's config, its persistent chain (BoltDB), its
+//! own validator key, the named test accounts (NEP-6, password [`DEVNET_PASSWORD`]) and `state.json`.
+//! `up` is idempotent: it starts the node if needed, then deploys and funds only what is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::Subcommand;
+use krypton_chain::krypton::{KryptonContract, contract_deployment_script, contract_hash};
+use krypton_chain::nep17::{self, Asset};
+use krypton_chain::script::ScriptBuilder;
+use krypton_chain::{Account, Progress, RpcClient, Sender};
+use krypton_wallet::{Nep6Wallet, PrivateKey, ScriptHash, VerificationScript};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::context::Context;
+use crate::output::Output;
+
+/// Password of the devnet's own wallet files (test keys only; never use them elsewhere).
+pub const DEVNET_PASSWORD: &str = "devnet";
+/// The named test accounts `up` creates and funds.
+const NAMED_ACCOUNTS: &[&str] = &["owner", "alice", "bob", "provider-a", "provider-b"];
+/// GAS each named account gets.
+const NAMED_ACCOUNT_GAS: &str = "1000";
+/// Compiled contract, committed beside its source and checked by `contract/check.sh`.
+const CONTRACT_NEF: &[u8] = include_bytes!("../../contract/build/krypton.nef");
+const CONTRACT_MANIFEST: &str = include_str!("../../contract/build/krypton.manifest.json");
+const CONTRACT_NAME: &str = "Krypton";
+
+/// Devnet subcommands.
+#[derive(Subcommand, Debug)]
+pub enum DevnetCmd {
+    /// Start the devnet (idempotent): node, contract, funded test accounts
+    Up {
+        /// RPC port on 127.0.0.1 [default: the previous one, else a free port]
+        #[arg(long)]
+        rpc_port: Option<u16>,
+    },
+    /// Stop the node (the chain is kept)
+    Down,
+    /// Is it running, at which height
+    Status,
+    /// Send GAS (and optionally NEO) from the devnet's committee account
+    Fund {
+        /// Recipient address
+        address: String,
+        /// GAS to send
+        #[arg(long, default_value = "100")]
+        gas: String,
+        /// NEO to send
+        #[arg(long)]
+        neo: Option<String>,
+    },
+}
+
+/// `state.json`: what `up` created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevnetState {
+    /// RPC port on 127.0.0.1.
+    pub rpc_port: u16,
+    /// Network magic chosen at creation.
+    pub magic: u32,
+    /// KRYPTON contract hash once deployed.
+    pub contract: Option<String>,
+    /// Named accounts funded.
+    pub funded: bool,
+    /// Named test accounts.
+    pub accounts: Vec<NamedAccount>,
+}
+
+/// A named test account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamedAccount {
+    /// e.g. `alice`.
+    pub name: String,
+    /// N3 address.
+    pub address: String,
+}
+
+impl DevnetState {
+    /// Reads `state.json`; `None` when there is no devnet.
+    pub fn load(dir: &Path) -> anyhow::Result<Option<Self>> {
+        let p = dir.join("state.json");
+        match std::fs::read_to_string(&p) {
+            Ok(s) => Ok(Some(serde_json::from_str(&s).with_context(|| format!("{} is corrupt", p.display()))?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+        }
+    }
+
+    fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        let tmp = dir.join("state.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(self)?)?;
+        std::fs::rename(&tmp, dir.join("state.json"))?;
+        Ok(())
+    }
+
+    /// The RPC URL.
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+}
+
+/// Runs a devnet subcommand.
+pub async fn run(ctx: &Context, cmd: DevnetCmd, out: &Output) -> anyhow::Result<()> {
+    let dir = ctx.devnet_dir();
+    match cmd {
+        DevnetCmd::Up { rpc_port } => up(&dir, rpc_port, out).await,
+        DevnetCmd::Down => {
+            let stopped = stop(&dir).await?;
+            out.result(json!({"stopped": stopped, "data_dir": dir}));
+            Ok(())
+        }
+        DevnetCmd::Status => {
+            let st = DevnetState::load(&dir)?;
+            let pid = running_pid(&dir);
+            let height = match (&st, pid) {
+                (Some(st), Some(_)) => client(st)?.get_block_count().await.ok(),
+                _ => None,
+            };
+            out.result(json!({
+                "exists": st.is_some(),
+                "running": pid.is_some() && height.is_some(),
+                "pid": pid,
+                "rpc": st.as_ref().map(DevnetState::rpc_url),
+                "height": height,
+                "contract": st.as_ref().and_then(|s| s.contract.clone()),
+            }));
+            Ok(())
+        }
+        DevnetCmd::Fund { address, gas, neo } => {
+            let st = DevnetState::load(&dir)?.ok_or_else(|| anyhow!("there is no devnet here: run `krypton devnet up`"))?;
+            let to = ScriptHash::parse_any(&address).with_context(|| format!("{address:?} is not an N3 address"))?;
+            let mut transfers = vec![(Asset::Gas, to, nep17::parse_amount(&gas, Asset::Gas)?)];
+            if let Some(n) = neo {
+                transfers.push((Asset::Neo, to, nep17::parse_amount(&n, Asset::Neo)?));
+            }
+            let rpc = client(&st)?;
+            let o = fund(&dir, &rpc, &transfers, out).await?;
+            out.result(json!({"funded": to.to_address(), "gas": gas, "txid": o.txid, "block": o.block}));
+            Ok(())
+        }
+    }
+}
+
+fn client(st: &DevnetState) -> anyhow::Result<RpcClient> {
+    Ok(RpcClient::new(vec![st.rpc_url()], Duration::from_secs(10))?)
+}
+
+/// Finds the neo-go binary: `$KRYPTON_NEOGO`, the setup script's install, then `PATH`.
+fn neogo_path() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("KRYPTON_NEOGO") {
+        return Ok(PathBuf::from(p));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|h| h.join(".cache")));
+    if let Some(p) = cache.map(|c| c.join("krypton/tools/neogo")).filter(|p| p.is_file()) {
+        return Ok(p);
+    }
+    for d in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        if d.join("neogo").is_file() {
+            return Ok(d.join("neogo"));
+        }
+    }
+    bail!("neo-go is not installed: run scripts/setup (or set KRYPTON_NEOGO to the neogo binary)")
+}
+
+/// The node's pid if it is alive (not a zombie) and is neo-go.
+fn running_pid(dir: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(dir.join("node.pid")).ok()?.trim().parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit_once(") ")?.1.chars().next()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    (state != 'Z' && String::from_utf8_lossy(&cmdline).contains("neogo")).then_some(pid)
+}
+
+async fn stop(dir: &Path) -> anyhow::Result<bool> {
+    let Some(pid) = running_pid(dir) else { return Ok(false) };
+    // SAFETY: plain signal to a process we started (checked by its command line).
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    for i in 0..200 {
+        if running_pid(dir).is_none() {
+            let _ = std::fs::remove_file(dir.join("node.pid"));
+            return Ok(true);
+        }
+        if i == 100 {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the devnet node (pid {pid}) does not stop")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+fn new_wallet_file(path: &Path, keys: &[(&str, &PrivateKey)]) -> anyhow::Result<Vec<NamedAccount>> {
+    let mut w = Nep6Wallet::new();
+    let mut out = Vec::new();
+    for (name, k) in keys {
+        let address = w.add_account_from_key(k, DEVNET_PASSWORD, name)?;
+        out.push(NamedAccount { name: name.to_string(), address });
+    }
+    if let Some(first) = out.first() {
+        w.set_default(&first.address)?;
+    }
+    std::fs::write(path, w.to_json_pretty()).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(out)
+}
+
+fn load_key(path: &Path, address: &str) -> anyhow::Result<PrivateKey> {
+    let w = Nep6Wallet::from_json(&std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?)?;
+    Ok(w.decrypt_account(address, DEVNET_PASSWORD)?)
+}
+
+fn validator_key(dir: &Path) -> anyhow::Result<PrivateKey> {
+    let w = Nep6Wallet::from_json(&std::fs::read_to_string(dir.join("validator.json"))?)?;
+    let a = w.default_account().ok_or_else(|| anyhow!("validator.json has no account"))?;
+    Ok(w.decrypt_account(a.address(), DEVNET_PASSWORD)?)
+}
+
+fn protocol_yml(dir: &Path, st: &DevnetState, validator: &str) -> String {
+    let d = dir.display();
+    format!(
+        r#"# Written by `krypton devnet up`; regenerated on every start.
+ProtocolConfiguration:
+  Magic: {magic}
+  MaxTraceableBlocks: 200000
+  TimePerBlock: 250ms
+  MemPoolSize: 1000
+  StandbyCommittee:
+    - {validator}
+  ValidatorsCount: 1
+  VerifyTransactions: true
+  P2PSigExtensions: false
+  Hardforks:
+    Aspidochelone: 0
+    Basilisk: 0
+    Cockatrice: 0
+    Domovoi: 0
+    Echidna: 0
+    Faun: 0
+ApplicationConfiguration:
+  SkipBlockVerification: false
+  DBConfiguration:
+    Type: "boltdb"
+    BoltDBOptions:
+      FilePath: "{d}/chain.bolt"
+  P2P:
+    Addresses:
+      - "127.0.0.1:0"
+    DialTimeout: 3s
+    ProtoTickInterval: 2s
+    PingInterval: 30s
+    PingTimeout: 90s
+    MinPeers: 0
+    MaxPeers: 10
+    AttemptConnPeers: 5
+  Relay: true
+  Consensus:
+    Enabled: true
+    UnlockWallet:
+      Path: "{d}/validator.json"
+      Password: "{pw}"
+  P2PNotary:
+    Enabled: false
+  RPC:
+    Enabled: true
+    MaxGasInvoke: 100
+    SessionEnabled: true
+    Addresses:
+      - "127.0.0.1:{port}"
+  Prometheus:
+    Enabled: false
+  Pprof:
+    Enabled: false
+  Oracle:
+    Enabled: false
+"#,
+        magic = st.magic,
+        port = st.rpc_port,
+        pw = DEVNET_PASSWORD,
+    )
+}
+
+async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut st = match DevnetState::load(dir)? {
+        Some(st) => st,
+        None => {
+            out.note("creating a new devnet: validator key and named test accounts…");
+            let validator = PrivateKey::generate();
+            new_wallet_file(&dir.join("validator.json"), &[("validator", &validator)])?;
+            let keys: Vec<PrivateKey> = NAMED_ACCOUNTS.iter().map(|_| PrivateKey::generate()).collect();
+            let named: Vec<(&str, &PrivateKey)> = NAMED_ACCOUNTS.iter().copied().zip(keys.iter()).collect();
+            let accounts = new_wallet_file(&dir.join("accounts.json"), &named)?;
+            let magic = 0x4b52_0000 | (rand_u16() as u32);
+            DevnetState { rpc_port: 0, magic, contract: None, funded: false, accounts }
+        }
+    };
+    if running_pid(dir).is_some() {
+        if let Some(p) = rpc_port.filter(|p| *p != st.rpc_port) {
+            bail!("the devnet is already running on port {}, not {p}: run `krypton devnet down` first", st.rpc_port);
+        }
+    } else {
+        st.rpc_port = match rpc_port {
+            Some(p) => p,
+            None if st.rpc_port != 0 && port_is_free(st.rpc_port) => st.rpc_port,
+            None => free_port()?,
+        };
+        if !port_is_free(st.rpc_port) {
+            bail!("port {} on 127.0.0.1 is taken: choose another with --rpc-port", st.rpc_port);
+        }
+        st.save(dir)?;
+        let validator = validator_key(dir)?.public_key().to_hex();
+        let cfg = dir.join("protocol.yml");
+        std::fs::write(&cfg, protocol_yml(dir, &st, &validator))?;
+        start_node(dir, &cfg)?;
+    }
+    let rpc = client(&st)?;
+    wait_for_rpc(dir, &rpc).await?;
+    let version = rpc.get_version().await?;
+    if !st.funded {
+        out.note("funding the named test accounts…");
+        let amount = nep17::parse_amount(NAMED_ACCOUNT_GAS, Asset::Gas)?;
+        let mut transfers = Vec::new();
+        for a in &st.accounts {
+            transfers.push((Asset::Gas, ScriptHash::from_address(&a.address)?, amount));
+        }
+        fund(dir, &rpc, &transfers, out).await?;
+        st.funded = true;
+        st.save(dir)?;
+    }
+    let deployed = match &st.contract {
+        Some(h) => rpc.get_contract_state(&ScriptHash::from_hex(h)?).await?.is_some(),
+        None => false,
+    };
+    if !deployed {
+        out.note("deploying the KRYPTON contract…");
+        let owner = st.accounts.iter().find(|a| a.name == "owner").ok_or_else(|| anyhow!("no owner account"))?;
+        let key = load_key(&dir.join("accounts.json"), &owner.address)?;
+        let manifest: serde_json::Value = serde_json::from_str(CONTRACT_MANIFEST)?;
+        let script = contract_deployment_script(CONTRACT_NEF, &manifest.to_string());
+        let sender = Sender::connect(&rpc).await?;
+        let mut p = |p: Progress| out.progress(json!({"deploy": format!("{p:?}")}));
+        sender.invoke(script, &Account::single(&key), 0, &mut p).await?;
+        let hash = contract_hash(&key.public_key().script_hash(), CONTRACT_NEF, CONTRACT_NAME)
+            .ok_or_else(|| anyhow!("the embedded NEF is malformed"))?;
+        KryptonContract::new(hash).version(&rpc).await.context("the deployed contract does not answer")?;
+        st.contract = Some(hash.to_hex());
+        st.save(dir)?;
+    }
+    out.result(json!({
+        "rpc": st.rpc_url(),
+        "network_magic": version.protocol.network,
+        "ms_per_block": version.protocol.ms_per_block,
+        "contract": st.contract,
+        "height": rpc.get_block_count().await?,
+        "accounts": st.accounts,
+        "accounts_file": dir.join("accounts.json"),
+        "accounts_password": DEVNET_PASSWORD,
+        "data_dir": dir,
+        "pid": running_pid(dir),
+    }));
+    Ok(())
+}
+
+fn rand_u16() -> u16 {
+    let k = PrivateKey::generate();
+    let b = k.public_key().to_compressed();
+    u16::from_le_bytes([b[1], b[2]])
+}
+
+fn start_node(dir: &Path, cfg: &Path) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let neogo = neogo_path()?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("node.log"))?;
+    let child = std::process::Command::new(&neogo)
+        .arg("node")
+        .arg("--config-file")
+        .arg(cfg)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: the node outlives this command and ignores the terminal's Ctrl-C.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {}", neogo.display()))?;
+    std::fs::write(dir.join("node.pid"), child.id().to_string())?;
+    Ok(())
+}
+
+async fn wait_for_rpc(dir: &Path, rpc: &RpcClient) -> anyhow::Result<()> {
+    for _ in 0..300 {
+        if rpc.get_block_count().await.is_ok() {
+            return Ok(());
+        }
+        if running_pid(dir).is_none() {
+            let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+            bail!("the neo-go node exited while starting; its log ({}/node.log) ends with:\n{}", dir.display(), tail.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the neo-go node did not answer on its RPC port within 30 s; see {}/node.log", dir.display())
+}
+
+/// Transfers from the committee (1-of-1 multisig of the validator key), which holds all genesis GAS/NEO.
+async fn fund(
+    dir: &Path,
+    rpc: &RpcClient,
+    transfers: &[(Asset, ScriptHash, i128)],
+    out: &Output,
+) -> anyhow::Result<krypton_chain::TxOutcome> {
+    let key = validator_key(dir)?;
+    let script = VerificationScript::multisig(1, &[key.public_key()]).ok_or_else(|| anyhow!("multisig"))?;
+    let committee = Account::with_script(script, vec![&key]);
+    let from = committee.script_hash();
+    let mut sb = ScriptBuilder::new();
+    for (asset, to, amount) in transfers {
+        nep17::append_transfer(&mut sb, &asset.hash(), &from, to, *amount);
+    }
+    let sender = Sender::connect(rpc).await?;
+    let mut p = |p: Progress| out.progress(json!({"fund": format!("{p:?}")}));
+    Ok(sender.invoke(sb.into_bytes(), &committee, 0, &mut p).await?)
+}
