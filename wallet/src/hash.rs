@@ -28,7 +28,9 @@ pub fn base58check_encode(payload: &[u8]) -> String {
 
 /// Decodes Base58Check and verifies the checksum; returns the payload.
 pub fn base58check_decode(s: &str) -> Result<Vec<u8>, AddressError> {
-    let raw = bs58::decode(s).into_vec().map_err(|_| AddressError::NotBase58)?;
+    let raw = bs58::decode(s)
+        .into_vec()
+        .map_err(|_| AddressError::NotBase58)?;
     if raw.len() < 5 {
         return Err(AddressError::BadLength(raw.len()));
     }
@@ -53,7 +55,9 @@ pub enum AddressError {
     #[error("the address checksum does not match: check it for typos")]
     BadChecksum,
     /// A NEO 2 (`A…`) address where an N3 one was expected.
-    #[error("this is a legacy NEO 2 address (starts with 'A'); KRYPTON needs an N3 address starting with 'N'")]
+    #[error(
+        "this is a legacy NEO 2 address (starts with 'A'); KRYPTON needs an N3 address starting with 'N'"
+    )]
     LegacyNeo2,
     /// The version byte is not N3's.
     #[error("unknown address version 0x{0:02x}")]
@@ -171,9 +175,17 @@ mod tests {
         let h = ScriptHash::from_le_slice(&le).unwrap();
         assert_eq!(h.to_hex(), "0x97a923ba305c3201d02f388a5be1ded539538d6b");
         assert_eq!(h.to_address(), "NVieniq1rBXU2XZziwcrhG3b3oVRdnS2ej");
-        assert_eq!(ScriptHash::from_address("NVieniq1rBXU2XZziwcrhG3b3oVRdnS2ej").unwrap(), h);
+        assert_eq!(
+            ScriptHash::from_address("NVieniq1rBXU2XZziwcrhG3b3oVRdnS2ej").unwrap(),
+            h
+        );
         assert_eq!(ScriptHash::from_hex(&h.to_hex()).unwrap(), h);
-        assert_eq!("NVieniq1rBXU2XZziwcrhG3b3oVRdnS2ej".parse::<ScriptHash>().unwrap(), h);
+        assert_eq!(
+            "NVieniq1rBXU2XZziwcrhG3b3oVRdnS2ej"
+                .parse::<ScriptHash>()
+                .unwrap(),
+            h
+        );
     }
 
     #[test]
@@ -189,13 +201,22 @@ mod tests {
         let h = ScriptHash([7; 20]);
         let a = h.to_address_with_version(crate::ADDRESS_VERSION_NEO2);
         assert!(a.starts_with('A'));
-        assert_eq!(ScriptHash::from_address(&a).unwrap_err(), AddressError::LegacyNeo2);
+        assert_eq!(
+            ScriptHash::from_address(&a).unwrap_err(),
+            AddressError::LegacyNeo2
+        );
     }
 
     #[test]
     fn garbage_is_rejected() {
-        assert_eq!(ScriptHash::from_address("0OIl").unwrap_err(), AddressError::NotBase58);
+        assert_eq!(
+            ScriptHash::from_address("0OIl").unwrap_err(),
+            AddressError::NotBase58
+        );
         assert!(ScriptHash::from_address("").is_err());
-        assert_eq!(ScriptHash::from_hex("0x12").unwrap_err(), AddressError::BadHex);
+        assert_eq!(
+            ScriptHash::from_hex("0x12").unwrap_err(),
+            AddressError::BadHex
+        );
     }
 }

@@ -102,7 +102,9 @@ impl PublicKey {
     /// The 33-byte compressed encoding (`02`/`03` ‖ X).
     pub fn to_compressed(&self) -> [u8; 33] {
         let p = self.0.to_encoded_point(true);
-        p.as_bytes().try_into().expect("compressed point is 33 bytes")
+        p.as_bytes()
+            .try_into()
+            .expect("compressed point is 33 bytes")
     }
 
     /// Hex of the compressed encoding.
@@ -163,8 +165,14 @@ mod tests {
             "033a4d051b04b7fc0230d2b1aaedfd5a84be279a5361a7358db665ad7857787f1b"
         );
         assert_eq!(pk.address(), "NM7Aky765FG8NhhwtxjXRx7jEL1cnw7PBP");
-        assert_eq!(pk.script_hash().to_hex(), "0x69ecca587293047be4c59159bf8bc399985c160d");
-        assert_eq!(&*k.to_wif(), "L1eV34wPoj9weqhGijdDLtVQzUpWGHszXXpdU9dPuh2nRFFzFa7E");
+        assert_eq!(
+            pk.script_hash().to_hex(),
+            "0x69ecca587293047be4c59159bf8bc399985c160d"
+        );
+        assert_eq!(
+            &*k.to_wif(),
+            "L1eV34wPoj9weqhGijdDLtVQzUpWGHszXXpdU9dPuh2nRFFzFa7E"
+        );
         let back = PrivateKey::from_wif(&k.to_wif()).unwrap();
         assert_eq!(back.public_key(), pk);
     }
@@ -188,7 +196,10 @@ mod tests {
 
     #[test]
     fn bad_wif_is_rejected() {
-        assert_eq!(PrivateKey::from_wif("L1eV34").unwrap_err(), KeyError::InvalidWif);
+        assert_eq!(
+            PrivateKey::from_wif("L1eV34").unwrap_err(),
+            KeyError::InvalidWif
+        );
         let mut w = "L1eV34wPoj9weqhGijdDLtVQzUpWGHszXXpdU9dPuh2nRFFzFa7E".to_string();
         w.replace_range(10..11, "x");
         assert_eq!(PrivateKey::from_wif(&w).unwrap_err(), KeyError::InvalidWif);

@@ -86,7 +86,12 @@ impl VerificationScript {
     /// The key when this is a standard single-signature script.
     pub fn single_key(&self) -> Option<PublicKey> {
         let s = &self.0;
-        if s.len() == 40 && s[0] == PUSHDATA1 && s[1] == 33 && s[35] == SYSCALL && s[36..] == CHECK_SIG {
+        if s.len() == 40
+            && s[0] == PUSHDATA1
+            && s[1] == 33
+            && s[35] == SYSCALL
+            && s[36..] == CHECK_SIG
+        {
             PublicKey::from_bytes(&s[2..35]).ok()
         } else {
             None
@@ -97,15 +102,31 @@ impl VerificationScript {
     pub fn as_multisig(&self) -> Result<MultisigScript, VerificationScriptError> {
         let s = &self.0;
         let small = |b: u8| (0x11..=0x20).contains(&b).then(|| (b - 0x10) as usize);
-        let m = s.first().copied().and_then(small).ok_or(VerificationScriptError::NotStandard)?;
+        let m = s
+            .first()
+            .copied()
+            .and_then(small)
+            .ok_or(VerificationScriptError::NotStandard)?;
         let mut i = 1;
         let mut keys = Vec::new();
         while i + 35 <= s.len() && s[i] == PUSHDATA1 && s[i + 1] == 33 {
-            keys.push(PublicKey::from_bytes(&s[i + 2..i + 35]).map_err(|_| VerificationScriptError::BadKey)?);
+            keys.push(
+                PublicKey::from_bytes(&s[i + 2..i + 35])
+                    .map_err(|_| VerificationScriptError::BadKey)?,
+            );
             i += 35;
         }
-        let n = s.get(i).copied().and_then(small).ok_or(VerificationScriptError::NotStandard)?;
-        if n != keys.len() || m > n || s.len() != i + 6 || s[i + 1] != SYSCALL || s[i + 2..] != CHECK_MULTISIG {
+        let n = s
+            .get(i)
+            .copied()
+            .and_then(small)
+            .ok_or(VerificationScriptError::NotStandard)?;
+        if n != keys.len()
+            || m > n
+            || s.len() != i + 6
+            || s[i + 1] != SYSCALL
+            || s[i + 2..] != CHECK_MULTISIG
+        {
             return Err(VerificationScriptError::NotStandard);
         }
         Ok(MultisigScript { m, keys })
@@ -126,8 +147,14 @@ mod tests {
 
     #[test]
     fn multisig_matches_neogo_ordering() {
-        let a = PublicKey::from_hex("02b3622bf4017bdfe317c58aed5f4c753f206b7db896046fa7d774bbc4bf7f8dc2").unwrap();
-        let b = PublicKey::from_hex("0365dbdf30334c1705b3ea89cba76a8a2662e9f24f71adfbd810ceb0330fd729fb").unwrap();
+        let a = PublicKey::from_hex(
+            "02b3622bf4017bdfe317c58aed5f4c753f206b7db896046fa7d774bbc4bf7f8dc2",
+        )
+        .unwrap();
+        let b = PublicKey::from_hex(
+            "0365dbdf30334c1705b3ea89cba76a8a2662e9f24f71adfbd810ceb0330fd729fb",
+        )
+        .unwrap();
         let s = VerificationScript::multisig(1, &[a, b]).unwrap();
         assert_eq!(
             hex::encode(s.as_bytes()),
@@ -142,15 +169,26 @@ mod tests {
 
     #[test]
     fn committee_address_from_one_of_one() {
-        let a = PublicKey::from_hex("02b3622bf4017bdfe317c58aed5f4c753f206b7db896046fa7d774bbc4bf7f8dc2").unwrap();
+        let a = PublicKey::from_hex(
+            "02b3622bf4017bdfe317c58aed5f4c753f206b7db896046fa7d774bbc4bf7f8dc2",
+        )
+        .unwrap();
         let s = VerificationScript::multisig(1, &[a]).unwrap();
-        assert_eq!(s.script_hash().to_address(), "NfgHwwTi3wHAS8aFAN243C5vGbkYDpqLHP");
+        assert_eq!(
+            s.script_hash().to_address(),
+            "NfgHwwTi3wHAS8aFAN243C5vGbkYDpqLHP"
+        );
         assert_eq!(a.address(), "Nhfg3TbpwogLvDGVvAvqyThbsHgoSUKwtn");
     }
 
     #[test]
     fn non_standard_scripts_are_rejected() {
-        for bad in [vec![], vec![0x11], vec![0x11, 0x11, 0x41, 0x9e, 0xd0, 0xdc, 0x3a], vec![0u8; 40]] {
+        for bad in [
+            vec![],
+            vec![0x11],
+            vec![0x11, 0x11, 0x41, 0x9e, 0xd0, 0xdc, 0x3a],
+            vec![0u8; 40],
+        ] {
             let s = VerificationScript::from_bytes(bad);
             assert!(s.single_key().is_none());
             assert!(s.as_multisig().is_err());
