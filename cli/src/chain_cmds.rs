@@ -151,7 +151,7 @@ async fn sign_and_send(ctx: &Context, script: Vec<u8>, extra_gas: i64, out: &Out
 
 fn tx_json(o: &TxOutcome) -> Value {
     json!({"txid": o.txid, "block": o.block, "vm_state": o.log.vm_state, "fees": gas(o.fees()),
-           "system_fee": gas(o.system_fee), "network_fee": gas(o.network_fee)})
+           "fees_datoshi": o.fees().to_string(), "system_fee": gas(o.system_fee), "network_fee": gas(o.network_fee)})
 }
 
 fn merge(mut a: Value, b: Value) -> Value {
@@ -170,9 +170,25 @@ fn events_json(ctx_contract: &ScriptHash, o: &TxOutcome) -> Value {
         .filter(|n| n.contract == *ctx_contract)
         .filter_map(KryptonEvent::from_notification)
         .filter_map(Result::ok)
-        .map(|e| json!(format!("{e:?}")))
+        .map(event_json)
         .collect();
     json!({ "events": evs })
+}
+
+fn event_json(e: KryptonEvent) -> Value {
+    match e {
+        KryptonEvent::ProviderDeployed { provider, location } => {
+            json!({"event": "ProviderDeployed", "provider": provider.to_address(), "location": location})
+        }
+        KryptonEvent::ProviderUndeployed { provider } => json!({"event": "ProviderUndeployed", "provider": provider.to_address()}),
+        KryptonEvent::UserRegistered { user, provider, uuid } => {
+            json!({"event": "UserRegistered", "user": user.to_address(), "provider": provider.to_address(), "uuid": uuid})
+        }
+        KryptonEvent::UserUnregistered { user } => json!({"event": "UserUnregistered", "user": user.to_address()}),
+        KryptonEvent::DeviceKeyChanged { user, key } => {
+            json!({"event": "DeviceKeyChanged", "user": user.to_address(), "key": key.map(|k| k.to_hex())})
+        }
+    }
 }
 
 /// `send --to --amount [--asset]`.

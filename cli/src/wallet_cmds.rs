@@ -120,6 +120,7 @@ pub async fn run(ctx: &Context, cmd: WalletCmd, out: &Output) -> anyhow::Result<
                         "watch_only": a.is_watch_only(),
                         "multisig": multisig,
                         "script_hash": a.script_hash().to_hex(),
+                        "public_key": script.as_ref().and_then(|s| s.single_key()).map(|k| k.to_hex()),
                     })
                 })
                 .collect();

@@ -1,0 +1,154 @@
+//! Test harness: runs the real `krypton` binary against a real neo-go devnet it starts in a temp dir.
+//!
+//! Tests need the keyutils keychain: run them inside a session keyring (`scripts/test` does
+//! `keyctl session - cargo test`).
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// Result of one `krypton` run.
+#[derive(Debug)]
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The last JSON line of stdout.
+    pub fn json(&self) -> Value {
+        let line = self.stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON in {self:?}"));
+        serde_json::from_str(line).unwrap()
+    }
+    /// Asserts success and returns the JSON result.
+    pub fn ok(self) -> Value {
+        assert!(self.ok, "krypton failed: {self:#?}");
+        self.json()
+    }
+    /// Asserts failure and returns the error message.
+    pub fn err(self) -> String {
+        assert!(!self.ok, "krypton should have failed: {self:#?}");
+        self.json()["error"].as_str().unwrap_or_else(|| panic!("no error field: {self:?}")).to_string()
+    }
+}
+
+/// One isolated KRYPTON data dir (its own keychain namespace).
+pub struct Krypton {
+    pub dir: tempfile::TempDir,
+    /// Extra global args, e.g. `--network URL`.
+    pub global: Vec<String>,
+}
+
+impl Default for Krypton {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Krypton {
+    pub fn new() -> Self {
+        Krypton { dir: tempfile::tempdir().unwrap(), global: Vec::new() }
+    }
+
+    /// Runs `krypton --data-dir D --json ARGS` with `stdin`.
+    pub fn run(&self, args: &[&str], stdin: &str) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_krypton"));
+        cmd.arg("--data-dir").arg(self.dir.path()).arg("--json").args(&self.global).args(args);
+        cmd.env("KRYPTON_KEYSTORE", "keyutils").env_remove("KRYPTON_NETWORK");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run krypton");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A running devnet in its own data dir; stopped on drop.
+pub struct Devnet {
+    pub k: Krypton,
+    pub info: Value,
+}
+
+impl Devnet {
+    pub fn up() -> Self {
+        let k = Krypton::new();
+        let info = k.run(&["devnet", "up"], "").ok();
+        Devnet { k, info }
+    }
+
+    pub fn rpc(&self) -> String {
+        self.info["rpc"].as_str().unwrap().to_string()
+    }
+
+    pub fn contract(&self) -> String {
+        self.info["contract"].as_str().unwrap().to_string()
+    }
+
+    /// Address of a named test account (owner, alice, bob, provider-a, provider-b).
+    pub fn account(&self, name: &str) -> String {
+        self.info["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no account {name}"))["address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub fn accounts_file(&self) -> PathBuf {
+        PathBuf::from(self.info["accounts_file"].as_str().unwrap())
+    }
+
+    /// A second data dir (its own wallet) pointed at this devnet.
+    pub fn client(&self) -> Krypton {
+        let mut k = Krypton::new();
+        k.global = vec!["--network".into(), self.rpc(), "--contract".into(), self.contract()];
+        k
+    }
+
+    /// Runs krypton in the devnet's own data dir.
+    pub fn run(&self, args: &[&str], stdin: &str) -> Run {
+        self.k.run(args, stdin)
+    }
+
+    /// GAS of an address in datoshi.
+    pub fn gas(&self, address: &str) -> i128 {
+        self.run(&["balance", address], "").ok()["GAS_datoshi"].as_str().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.k.run(&["devnet", "down"], "");
+    }
+}
+
+/// The neo-go binary the setup script installed.
+pub fn neogo() -> PathBuf {
+    if let Ok(p) = std::env::var("KRYPTON_NEOGO") {
+        return p.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache")
+    });
+    cache.join("krypton/tools/neogo")
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
