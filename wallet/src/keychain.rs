@@ -631,5 +631,38 @@ mod tests {
             Some(data.stdout)
         };
         exercise(&kc, &raw);
+        // Show what the raw entry looks like (visible with --nocapture).
+        kc.save(&test_wallet()).unwrap();
+        let bytes = raw().unwrap();
+        eprintln!(
+            "keyutils key {description:?}: {} bytes: {}",
+            bytes.len(),
+            String::from_utf8_lossy(&bytes)
+        );
+        kc.delete().unwrap();
+    }
+
+    /// Runs against a real Secret Service when `KRYPTON_TEST_SECRET_SERVICE=1` (for example under
+    /// `dbus-run-session` with an unlocked `gnome-keyring-daemon`), reading the raw item with `secret-tool`.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn secret_service_raw_entry_holds_only_nep2() {
+        use std::process::Command;
+        if std::env::var("KRYPTON_TEST_SECRET_SERVICE").is_ok_and(|v| v == "1") {
+            let kc = Keychain::open(KeystoreKind::SecretService, &unique_ns("ss")).unwrap();
+            let service = kc.service().to_owned();
+            let raw = || {
+                let out = Command::new("secret-tool")
+                    .args(["lookup", "service", &service, "username", USER])
+                    .output()
+                    .unwrap();
+                (out.status.success() && !out.stdout.is_empty()).then_some(out.stdout)
+            };
+            exercise(&kc, &raw);
+        } else {
+            eprintln!(
+                "SKIPPED secret_service_raw_entry_holds_only_nep2: set KRYPTON_TEST_SECRET_SERVICE=1 in a session with an unlocked Secret Service"
+            );
+        }
     }
 }
