@@ -4,6 +4,8 @@
 //! addresses ([`ScriptHash`]), verification scripts, NEP-2 key encryption, NEP-6 wallet
 //! files and the OS keychain that stores them.
 
+#![warn(missing_docs)]
+
 mod hash;
 mod keychain;
 mod keys;
