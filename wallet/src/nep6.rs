@@ -393,6 +393,15 @@ impl Nep6Wallet {
         }
     }
 
+    /// An empty wallet whose keys will use `scrypt` (checked) instead of 16384/8/8.
+    pub fn with_scrypt(scrypt: ScryptParams) -> Result<Self, Nep6Error> {
+        scrypt.validate().map_err(Nep6Error::Scrypt)?;
+        Ok(Nep6Wallet {
+            scrypt,
+            ..Self::new()
+        })
+    }
+
     /// Parses and validates a NEP-6 file.
     pub fn from_json(json: &str) -> Result<Self, Nep6Error> {
         let mut w: Nep6Wallet = serde_json::from_str(json).map_err(Nep6Error::from_json)?;
@@ -866,6 +875,17 @@ pub(crate) mod tests {
             w.add_account_from_key(&k, "pw", "again").unwrap_err(),
             Nep6Error::AccountExists(addr)
         );
+    }
+
+    #[test]
+    fn with_scrypt_checks_params() {
+        let w = Nep6Wallet::with_scrypt(ScryptParams { n: 2, r: 1, p: 1 }).unwrap();
+        assert_eq!(w.scrypt(), ScryptParams { n: 2, r: 1, p: 1 });
+        assert!(w.accounts().is_empty());
+        assert!(matches!(
+            Nep6Wallet::with_scrypt(ScryptParams { n: 3, r: 1, p: 1 }).unwrap_err(),
+            Nep6Error::Scrypt(Nep2Error::BadScryptParams { .. })
+        ));
     }
 
     #[test]
