@@ -394,10 +394,17 @@ impl RpcClient {
         Ok(out)
     }
 
-    /// `getnep17transfers` of an address (the node's default time window).
-    pub async fn get_nep17_transfers(&self, account: &ScriptHash) -> Result<Vec<Nep17Transfer>, RpcError> {
+    /// `getnep17transfers` of an address, from `since_ms` (Unix ms) until now.
+    ///
+    /// The end of the window is set an hour ahead: neo-go's default end is "now" in whole seconds,
+    /// which hides transfers in a block stamped later in the current second.
+    pub async fn get_nep17_transfers(&self, account: &ScriptHash, since_ms: u64) -> Result<Vec<Nep17Transfer>, RpcError> {
         let m = "getnep17transfers";
-        let v = self.call(m, json!([account.to_address()])).await?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(u64::MAX / 2);
+        let v = self.call(m, json!([account.to_address(), since_ms, now_ms + 3_600_000])).await?;
         let mut out = Vec::new();
         for (field, received) in [("sent", false), ("received", true)] {
             for t in v.get(field).and_then(Value::as_array).into_iter().flatten() {

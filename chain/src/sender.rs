@@ -219,6 +219,10 @@ impl<'c> Sender<'c> {
     /// `extra_gas` (datoshi) is GAS the script itself moves out of the account, for the balance check.
     pub async fn build(&self, script: Vec<u8>, account: &Account<'_>, extra_gas: i64) -> Result<Transaction, ChainError> {
         let signer = Signer { account: account.script_hash(), scope: WitnessScope::CalledByEntry };
+        if extra_gas > 0 {
+            // Say "not enough GAS" rather than the VM's ASSERT when the amount alone is too much.
+            self.check_gas(account.script_hash(), extra_gas).await?;
+        }
         let inv = self.rpc.invoke_script(&script, &[signer]).await?;
         if !inv.halted() {
             return Err(ChainError::WouldFault { reason: fault_reason(inv.exception.as_deref().unwrap_or("FAULT")) });

@@ -99,7 +99,7 @@ pub async fn history(ctx: &Context, address: Option<String>, out: &Output) -> an
     let who = target_address(ctx, address).await?;
     let rpc = ctx.rpc()?;
     let items: Vec<Value> = rpc
-        .get_nep17_transfers(&who)
+        .get_nep17_transfers(&who, 0)
         .await?
         .into_iter()
         .map(|t| {
