@@ -9,7 +9,8 @@ use crate::stack::{StackError, StackItem};
 
 /// ContractManagement native contract (`0xfffdc93764dbaddd97c48f252a53ea4643faa3fd`).
 pub const CONTRACT_MANAGEMENT: ScriptHash = ScriptHash([
-    0xfd, 0xa3, 0xfa, 0x43, 0x46, 0xea, 0x53, 0x2a, 0x25, 0x8f, 0xc4, 0x97, 0xdd, 0xad, 0xdb, 0x64, 0x37, 0xc9, 0xfd, 0xff,
+    0xfd, 0xa3, 0xfa, 0x43, 0x46, 0xea, 0x53, 0x2a, 0x25, 0x8f, 0xc4, 0x97, 0xdd, 0xad, 0xdb, 0x64,
+    0x37, 0xc9, 0xfd, 0xff,
 ]);
 
 /// A read of the KRYPTON contract failed.
@@ -23,7 +24,9 @@ pub enum ContractError {
     #[error("the KRYPTON contract refused: {0}")]
     Fault(String),
     /// The contract returned something unexpected: probably a different contract at that hash.
-    #[error("the contract at {contract} returned an unexpected value ({detail}); is --contract the KRYPTON contract?")]
+    #[error(
+        "the contract at {contract} returned an unexpected value ({detail}); is --contract the KRYPTON contract?"
+    )]
     Unexpected {
         /// Contract hash.
         contract: ScriptHash,
@@ -129,19 +132,27 @@ impl KryptonEvent {
     /// Decodes a notification; `None` when it is not a known KRYPTON event.
     pub fn from_notification(n: &Notification) -> Option<Result<Self, StackError>> {
         let s = &n.state;
-        let arg = |i: usize| s.get(i).ok_or_else(|| StackError(format!("{} has too few arguments", n.event)));
+        let arg = |i: usize| {
+            s.get(i)
+                .ok_or_else(|| StackError(format!("{} has too few arguments", n.event)))
+        };
         let decode = || -> Result<Self, StackError> {
             Ok(match n.event.as_str() {
-                "ProviderDeployed" => {
-                    KryptonEvent::ProviderDeployed { provider: arg(0)?.as_hash160()?, location: arg(1)?.as_string()? }
-                }
-                "ProviderUndeployed" => KryptonEvent::ProviderUndeployed { provider: arg(0)?.as_hash160()? },
+                "ProviderDeployed" => KryptonEvent::ProviderDeployed {
+                    provider: arg(0)?.as_hash160()?,
+                    location: arg(1)?.as_string()?,
+                },
+                "ProviderUndeployed" => KryptonEvent::ProviderUndeployed {
+                    provider: arg(0)?.as_hash160()?,
+                },
                 "UserRegistered" => KryptonEvent::UserRegistered {
                     user: arg(0)?.as_hash160()?,
                     provider: arg(1)?.as_hash160()?,
                     uuid: arg(2)?.as_string()?,
                 },
-                "UserUnregistered" => KryptonEvent::UserUnregistered { user: arg(0)?.as_hash160()? },
+                "UserUnregistered" => KryptonEvent::UserUnregistered {
+                    user: arg(0)?.as_hash160()?,
+                },
                 "DeviceKeyChanged" => KryptonEvent::DeviceKeyChanged {
                     user: arg(0)?.as_hash160()?,
                     key: arg(1)?.optional(|k| {
@@ -152,9 +163,8 @@ impl KryptonEvent {
             })
         };
         match n.event.as_str() {
-            "ProviderDeployed" | "ProviderUndeployed" | "UserRegistered" | "UserUnregistered" | "DeviceKeyChanged" => {
-                Some(decode())
-            }
+            "ProviderDeployed" | "ProviderUndeployed" | "UserRegistered" | "UserUnregistered"
+            | "DeviceKeyChanged" => Some(decode()),
             _ => None,
         }
     }
@@ -181,7 +191,10 @@ impl KryptonContract {
 
     /// Script: `deploy(provider, location)`.
     pub fn deploy_script(&self, provider: &ScriptHash, location: &str) -> Vec<u8> {
-        self.call("deploy", &[Arg::Hash160(*provider), Arg::String(location.into())])
+        self.call(
+            "deploy",
+            &[Arg::Hash160(*provider), Arg::String(location.into())],
+        )
     }
     /// Script: `undeploy(provider)`.
     pub fn undeploy_script(&self, provider: &ScriptHash) -> Vec<u8> {
@@ -189,7 +202,14 @@ impl KryptonContract {
     }
     /// Script: `register(user, provider, uuid)`.
     pub fn register_script(&self, user: &ScriptHash, provider: &ScriptHash, uuid: &str) -> Vec<u8> {
-        self.call("register", &[Arg::Hash160(*user), Arg::Hash160(*provider), Arg::String(uuid.into())])
+        self.call(
+            "register",
+            &[
+                Arg::Hash160(*user),
+                Arg::Hash160(*provider),
+                Arg::String(uuid.into()),
+            ],
+        )
     }
     /// Script: `unregister(user)`.
     pub fn unregister_script(&self, user: &ScriptHash) -> Vec<u8> {
@@ -197,7 +217,13 @@ impl KryptonContract {
     }
     /// Script: `setDeviceKey(user, key)`.
     pub fn set_device_key_script(&self, user: &ScriptHash, key: &PublicKey) -> Vec<u8> {
-        self.call("setDeviceKey", &[Arg::Hash160(*user), Arg::Bytes(key.to_compressed().to_vec())])
+        self.call(
+            "setDeviceKey",
+            &[
+                Arg::Hash160(*user),
+                Arg::Bytes(key.to_compressed().to_vec()),
+            ],
+        )
     }
     /// Script: `clearDeviceKey(user)`.
     pub fn clear_device_key_script(&self, user: &ScriptHash) -> Vec<u8> {
@@ -205,39 +231,78 @@ impl KryptonContract {
     }
     /// Script: `update(nef, manifest, null)` (owner only).
     pub fn update_script(&self, nef: &[u8], manifest: &str) -> Vec<u8> {
-        self.call("update", &[Arg::Bytes(nef.to_vec()), Arg::String(manifest.into()), Arg::Null])
+        self.call(
+            "update",
+            &[
+                Arg::Bytes(nef.to_vec()),
+                Arg::String(manifest.into()),
+                Arg::Null,
+            ],
+        )
     }
 
-    async fn read(&self, rpc: &RpcClient, method: &str, args: &[Arg]) -> Result<StackItem, ContractError> {
+    async fn read(
+        &self,
+        rpc: &RpcClient,
+        method: &str,
+        args: &[Arg],
+    ) -> Result<StackItem, ContractError> {
         let inv = rpc.invoke_function(&self.hash, method, args, &[]).await?;
         if !inv.halted() {
-            return Err(ContractError::Fault(fault_reason(inv.exception.as_deref().unwrap_or("FAULT"))));
+            return Err(ContractError::Fault(fault_reason(
+                inv.exception.as_deref().unwrap_or("FAULT"),
+            )));
         }
-        inv.stack.into_iter().next().ok_or_else(|| self.unexpected("empty stack"))
+        inv.stack
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.unexpected("empty stack"))
     }
 
     fn unexpected(&self, detail: impl ToString) -> ContractError {
-        ContractError::Unexpected { contract: self.hash, detail: detail.to_string() }
+        ContractError::Unexpected {
+            contract: self.hash,
+            detail: detail.to_string(),
+        }
     }
 
     /// `version()`.
     pub async fn version(&self, rpc: &RpcClient) -> Result<i128, ContractError> {
-        self.read(rpc, "version", &[]).await?.as_int().map_err(|e| self.unexpected(e))
+        self.read(rpc, "version", &[])
+            .await?
+            .as_int()
+            .map_err(|e| self.unexpected(e))
     }
 
     /// `owner()`.
     pub async fn owner(&self, rpc: &RpcClient) -> Result<ScriptHash, ContractError> {
-        self.read(rpc, "owner", &[]).await?.as_hash160().map_err(|e| self.unexpected(e))
+        self.read(rpc, "owner", &[])
+            .await?
+            .as_hash160()
+            .map_err(|e| self.unexpected(e))
     }
 
     /// `query(kind, user)`; `None` when absent.
-    pub async fn query(&self, rpc: &RpcClient, kind: QueryKind, user: &ScriptHash) -> Result<Option<QueryValue>, ContractError> {
-        let item = self.read(rpc, "query", &[Arg::String(kind.as_str().into()), Arg::Hash160(*user)]).await?;
+    pub async fn query(
+        &self,
+        rpc: &RpcClient,
+        kind: QueryKind,
+        user: &ScriptHash,
+    ) -> Result<Option<QueryValue>, ContractError> {
+        let item = self
+            .read(
+                rpc,
+                "query",
+                &[Arg::String(kind.as_str().into()), Arg::Hash160(*user)],
+            )
+            .await?;
         let v = item.optional(|i| {
             Ok(match kind {
                 QueryKind::Uuid | QueryKind::Location => QueryValue::Text(i.as_string()?),
                 QueryKind::Provider => QueryValue::Account(i.as_hash160()?),
-                QueryKind::Key => QueryValue::Key(PublicKey::from_bytes(i.as_bytes()?).map_err(|e| StackError(e.to_string()))?),
+                QueryKind::Key => QueryValue::Key(
+                    PublicKey::from_bytes(i.as_bytes()?).map_err(|e| StackError(e.to_string()))?,
+                ),
             })
         });
         v.map_err(|e| self.unexpected(e))
@@ -253,7 +318,10 @@ impl KryptonContract {
                 if pair.len() != 2 {
                     return Err(StackError("provider entry is not a pair".into()));
                 }
-                out.push(ProviderInfo { provider: pair[0].as_hash160()?, location: pair[1].as_string()? });
+                out.push(ProviderInfo {
+                    provider: pair[0].as_hash160()?,
+                    location: pair[1].as_string()?,
+                });
             }
             Ok(out)
         };
@@ -264,7 +332,11 @@ impl KryptonContract {
 /// Script: `ContractManagement.deploy(nef, manifest)`.
 pub fn contract_deployment_script(nef: &[u8], manifest: &str) -> Vec<u8> {
     let mut sb = ScriptBuilder::new();
-    sb.contract_call(&CONTRACT_MANAGEMENT, "deploy", &[Arg::Bytes(nef.to_vec()), Arg::String(manifest.into())]);
+    sb.contract_call(
+        &CONTRACT_MANAGEMENT,
+        "deploy",
+        &[Arg::Bytes(nef.to_vec()), Arg::String(manifest.into())],
+    );
     sb.into_bytes()
 }
 
@@ -272,7 +344,10 @@ pub fn contract_deployment_script(nef: &[u8], manifest: &str) -> Vec<u8> {
 pub fn contract_hash(sender: &ScriptHash, nef: &[u8], name: &str) -> Option<ScriptHash> {
     let checksum = u32::from_le_bytes(nef.get(nef.len().checked_sub(4)?..)?.try_into().ok()?);
     let mut sb = ScriptBuilder::new();
-    sb.op(0x38).push_bytes(sender.as_bytes()).push_int(checksum as i128).push_bytes(name.as_bytes());
+    sb.op(0x38)
+        .push_bytes(sender.as_bytes())
+        .push_int(checksum as i128)
+        .push_bytes(name.as_bytes());
     Some(ScriptHash::of_script(&sb.into_bytes()))
 }
 
@@ -284,7 +359,10 @@ mod tests {
 
     #[test]
     fn contract_management_hash() {
-        assert_eq!(CONTRACT_MANAGEMENT.to_hex(), "0xfffdc93764dbaddd97c48f252a53ea4643faa3fd");
+        assert_eq!(
+            CONTRACT_MANAGEMENT.to_hex(),
+            "0xfffdc93764dbaddd97c48f252a53ea4643faa3fd"
+        );
     }
 
     #[test]
@@ -307,9 +385,15 @@ mod tests {
                 uuid: "8c2f3f4c-9d53-4c8e-9a11-0d2c5e6c1a7b".into()
             }
         );
-        let short = Notification { state: vec![StackItem::Bytes(vec![2; 20])], ..n.clone() };
+        let short = Notification {
+            state: vec![StackItem::Bytes(vec![2; 20])],
+            ..n.clone()
+        };
         assert!(KryptonEvent::from_notification(&short).unwrap().is_err());
-        let other = Notification { event: "Transfer".into(), ..n };
+        let other = Notification {
+            event: "Transfer".into(),
+            ..n
+        };
         assert!(KryptonEvent::from_notification(&other).is_none());
     }
 }

@@ -6,11 +6,13 @@ use crate::script::{Arg, ScriptBuilder};
 
 /// GAS token contract (`0xd2a4cff31913016155e38e474a2c06d08be276cf`).
 pub const GAS: ScriptHash = ScriptHash([
-    0xcf, 0x76, 0xe2, 0x8b, 0xd0, 0x06, 0x2c, 0x4a, 0x47, 0x8e, 0xe3, 0x55, 0x61, 0x01, 0x13, 0x19, 0xf3, 0xcf, 0xa4, 0xd2,
+    0xcf, 0x76, 0xe2, 0x8b, 0xd0, 0x06, 0x2c, 0x4a, 0x47, 0x8e, 0xe3, 0x55, 0x61, 0x01, 0x13, 0x19,
+    0xf3, 0xcf, 0xa4, 0xd2,
 ]);
 /// NEO token contract (`0xef4073a0f2b305a38ec4050e4d3d28bc40ea63f5`).
 pub const NEO: ScriptHash = ScriptHash([
-    0xf5, 0x63, 0xea, 0x40, 0xbc, 0x28, 0x3d, 0x4d, 0x0e, 0x05, 0xc4, 0x8e, 0xa3, 0x05, 0xb3, 0xf2, 0xa0, 0x73, 0x40, 0xef,
+    0xf5, 0x63, 0xea, 0x40, 0xbc, 0x28, 0x3d, 0x4d, 0x0e, 0x05, 0xc4, 0x8e, 0xa3, 0x05, 0xb3, 0xf2,
+    0xa0, 0x73, 0x40, 0xef,
 ]);
 
 /// A native token KRYPTON knows.
@@ -84,16 +86,31 @@ pub fn parse_amount(text: &str, asset: Asset) -> Result<i128, AmountError> {
     if int.is_empty() && frac.is_empty() {
         return Err(nan());
     }
-    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) || int.len() > 20 {
+    if !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || int.len() > 20
+    {
         return Err(nan());
     }
     let d = asset.decimals();
     let frac = frac.trim_end_matches('0');
     if frac.len() > d as usize {
-        return Err(AmountError::TooPrecise { text: text.into(), symbol: asset.symbol().into(), decimals: d });
+        return Err(AmountError::TooPrecise {
+            text: text.into(),
+            symbol: asset.symbol().into(),
+            decimals: d,
+        });
     }
-    let int: i128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| nan())? };
-    let mut f: i128 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| nan())? };
+    let int: i128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| nan())?
+    };
+    let mut f: i128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| nan())?
+    };
     f *= 10i128.pow(d - frac.len() as u32);
     let v = int * 10i128.pow(d) + f;
     if v <= 0 {
@@ -113,20 +130,44 @@ pub fn format_amount(v: i128, decimals: u32) -> String {
     let frac = format!("{:0width$}", a % p, width = decimals as usize);
     let frac = frac.trim_end_matches('0');
     let sign = if neg { "-" } else { "" };
-    if frac.is_empty() { format!("{sign}{}", a / p) } else { format!("{sign}{}.{frac}", a / p) }
+    if frac.is_empty() {
+        format!("{sign}{}", a / p)
+    } else {
+        format!("{sign}{}.{frac}", a / p)
+    }
 }
 
 /// `token.transfer(from, to, amount, null)` followed by ASSERT, as neo-go builds it.
-pub fn transfer_script(token: &ScriptHash, from: &ScriptHash, to: &ScriptHash, amount: i128) -> Vec<u8> {
+pub fn transfer_script(
+    token: &ScriptHash,
+    from: &ScriptHash,
+    to: &ScriptHash,
+    amount: i128,
+) -> Vec<u8> {
     let mut sb = ScriptBuilder::new();
     append_transfer(&mut sb, token, from, to, amount);
     sb.into_bytes()
 }
 
 /// Appends one asserted transfer to a script (several make a multi-transfer).
-pub fn append_transfer(sb: &mut ScriptBuilder, token: &ScriptHash, from: &ScriptHash, to: &ScriptHash, amount: i128) {
-    sb.contract_call(token, "transfer", &[Arg::Hash160(*from), Arg::Hash160(*to), Arg::Int(amount), Arg::Null])
-        .assert();
+pub fn append_transfer(
+    sb: &mut ScriptBuilder,
+    token: &ScriptHash,
+    from: &ScriptHash,
+    to: &ScriptHash,
+    amount: i128,
+) {
+    sb.contract_call(
+        token,
+        "transfer",
+        &[
+            Arg::Hash160(*from),
+            Arg::Hash160(*to),
+            Arg::Int(amount),
+            Arg::Null,
+        ],
+    )
+    .assert();
 }
 
 #[cfg(test)]
@@ -146,8 +187,14 @@ mod tests {
         assert_eq!(parse_amount(".5", Asset::Gas).unwrap(), 50_000_000);
         assert_eq!(parse_amount("10", Asset::Neo).unwrap(), 10);
         assert_eq!(parse_amount("10.0", Asset::Neo).unwrap(), 10);
-        assert!(matches!(parse_amount("1.5", Asset::Neo), Err(AmountError::TooPrecise { .. })));
-        assert!(matches!(parse_amount("0.000000001", Asset::Gas), Err(AmountError::TooPrecise { .. })));
+        assert!(matches!(
+            parse_amount("1.5", Asset::Neo),
+            Err(AmountError::TooPrecise { .. })
+        ));
+        assert!(matches!(
+            parse_amount("0.000000001", Asset::Gas),
+            Err(AmountError::TooPrecise { .. })
+        ));
         for bad in ["", ".", "-1", "1e5", "1,5", "abc", "1.2.3"] {
             assert!(parse_amount(bad, Asset::Gas).is_err(), "{bad}");
         }

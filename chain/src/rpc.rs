@@ -22,7 +22,9 @@ use crate::tx::{Signer, Transaction};
 #[non_exhaustive]
 pub enum RpcError {
     /// No endpoint could be reached.
-    #[error("cannot reach the NEO RPC node ({details}); check that it is running and the URL is right, or choose another network with --network")]
+    #[error(
+        "cannot reach the NEO RPC node ({details}); check that it is running and the URL is right, or choose another network with --network"
+    )]
     Unreachable {
         /// What happened at each endpoint.
         details: String,
@@ -172,13 +174,20 @@ pub struct RpcClient {
 }
 
 fn bad(method: &str, reason: impl Into<String>) -> RpcError {
-    RpcError::BadResponse { method: method.into(), reason: reason.into() }
+    RpcError::BadResponse {
+        method: method.into(),
+        reason: reason.into(),
+    }
 }
 
 fn parse_i64(v: &Value, method: &str, field: &str) -> Result<i64, RpcError> {
     match v.get(field) {
-        Some(Value::String(s)) => s.parse().map_err(|_| bad(method, format!("{field} is not a number"))),
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| bad(method, format!("{field} out of range"))),
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|_| bad(method, format!("{field} is not a number"))),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| bad(method, format!("{field} out of range"))),
         _ => Err(bad(method, format!("missing {field}"))),
     }
 }
@@ -198,14 +207,22 @@ impl RpcClient {
     /// A client over `endpoints`, tried in order with failover. Each request times out after `timeout`.
     pub fn new(endpoints: Vec<String>, timeout: Duration) -> Result<Self, RpcError> {
         if endpoints.is_empty() {
-            return Err(RpcError::Unreachable { details: "no RPC endpoint configured".into() });
+            return Err(RpcError::Unreachable {
+                details: "no RPC endpoint configured".into(),
+            });
         }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()
-            .map_err(|e| RpcError::Unreachable { details: e.to_string() })?;
-        Ok(RpcClient { http, endpoints, preferred: AtomicUsize::new(0) })
+            .map_err(|e| RpcError::Unreachable {
+                details: e.to_string(),
+            })?;
+        Ok(RpcClient {
+            http,
+            endpoints,
+            preferred: AtomicUsize::new(0),
+        })
     }
 
     /// The endpoint that answered last.
@@ -226,15 +243,23 @@ impl RpcClient {
                     self.preferred.store(idx, Ordering::Relaxed);
                     if let Some(e) = reply.get("error").filter(|e| !e.is_null()) {
                         let code = e.get("code").and_then(Value::as_i64).unwrap_or(0);
-                        let mut message = e.get("message").and_then(Value::as_str).unwrap_or("").to_string();
-                        if let Some(d) = e.get("data").and_then(Value::as_str) {
-                            if !d.is_empty() && !message.contains(d) {
-                                message = format!("{message}: {d}");
-                            }
+                        let mut message = e
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        if let Some(d) = e.get("data").and_then(Value::as_str)
+                            && !d.is_empty()
+                            && !message.contains(d)
+                        {
+                            message = format!("{message}: {d}");
                         }
                         return Err(RpcError::Node { code, message });
                     }
-                    return reply.get("result").cloned().ok_or_else(|| bad(method, "no result"));
+                    return reply
+                        .get("result")
+                        .cloned()
+                        .ok_or_else(|| bad(method, "no result"));
                 }
                 Err(why) => {
                     tracing::warn!(endpoint = %url, %method, error = %why, "RPC endpoint failed; trying the next");
@@ -242,7 +267,9 @@ impl RpcClient {
                 }
             }
         }
-        Err(RpcError::Unreachable { details: details.join("; ") })
+        Err(RpcError::Unreachable {
+            details: details.join("; "),
+        })
     }
 
     async fn call_one(&self, url: &str, body: &Value) -> Result<Value, String> {
@@ -259,7 +286,10 @@ impl RpcClient {
         if status.is_server_error() {
             return Err(format!("HTTP {status}"));
         }
-        let v: Value = resp.json().await.map_err(|e| format!("not a JSON-RPC reply ({status}): {e}"))?;
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| format!("not a JSON-RPC reply ({status}): {e}"))?;
         if v.get("result").is_none() && v.get("error").is_none() {
             return Err(format!("not a JSON-RPC reply ({status})"));
         }
@@ -275,7 +305,9 @@ impl RpcClient {
     /// `getblockcount` (height + 1).
     pub async fn get_block_count(&self) -> Result<u32, RpcError> {
         let v = self.call("getblockcount", json!([])).await?;
-        v.as_u64().map(|n| n as u32).ok_or_else(|| bad("getblockcount", "not a number"))
+        v.as_u64()
+            .map(|n| n as u32)
+            .ok_or_else(|| bad("getblockcount", "not a number"))
     }
 
     /// `invokefunction` (test mode, nothing is sent).
@@ -288,43 +320,73 @@ impl RpcClient {
     ) -> Result<Invocation, RpcError> {
         let args: Vec<Value> = args.iter().map(Arg::to_rpc_json).collect();
         let signers: Vec<Value> = signers.iter().map(Signer::to_rpc_json).collect();
-        let v = self.call("invokefunction", json!([contract.to_hex(), method, args, signers])).await?;
+        let v = self
+            .call(
+                "invokefunction",
+                json!([contract.to_hex(), method, args, signers]),
+            )
+            .await?;
         Self::parse_invocation(&v, "invokefunction")
     }
 
     /// `invokescript` (test mode).
-    pub async fn invoke_script(&self, script: &[u8], signers: &[Signer]) -> Result<Invocation, RpcError> {
+    pub async fn invoke_script(
+        &self,
+        script: &[u8],
+        signers: &[Signer],
+    ) -> Result<Invocation, RpcError> {
         let signers: Vec<Value> = signers.iter().map(Signer::to_rpc_json).collect();
-        let v = self.call("invokescript", json!([B64.encode(script), signers])).await?;
+        let v = self
+            .call("invokescript", json!([B64.encode(script), signers]))
+            .await?;
         Self::parse_invocation(&v, "invokescript")
     }
 
     fn parse_invocation(v: &Value, method: &str) -> Result<Invocation, RpcError> {
         Ok(Invocation {
-            state: v.get("state").and_then(Value::as_str).unwrap_or("").to_string(),
+            state: v
+                .get("state")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
             gas_consumed: parse_i64(v, method, "gasconsumed")?,
-            exception: v.get("exception").and_then(Value::as_str).map(str::to_string),
+            exception: v
+                .get("exception")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             stack: parse_stack(v, method)?,
         })
     }
 
     /// `calculatenetworkfee` for a transaction whose witnesses have the right shape.
     pub async fn calculate_network_fee(&self, tx: &Transaction) -> Result<i64, RpcError> {
-        let v = self.call("calculatenetworkfee", json!([B64.encode(tx.to_bytes())])).await?;
+        let v = self
+            .call("calculatenetworkfee", json!([B64.encode(tx.to_bytes())]))
+            .await?;
         parse_i64(&v, "calculatenetworkfee", "networkfee")
     }
 
     /// `sendrawtransaction`; returns the txid the node computed.
     pub async fn send_raw_transaction(&self, tx: &Transaction) -> Result<String, RpcError> {
-        let v = self.call("sendrawtransaction", json!([B64.encode(tx.to_bytes())])).await?;
-        v.get("hash").and_then(Value::as_str).map(str::to_string).ok_or_else(|| bad("sendrawtransaction", "no hash"))
+        let v = self
+            .call("sendrawtransaction", json!([B64.encode(tx.to_bytes())]))
+            .await?;
+        v.get("hash")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| bad("sendrawtransaction", "no hash"))
     }
 
     /// `getapplicationlog`; `Ok(None)` while the transaction is not in a block yet.
-    pub async fn get_application_log(&self, txid: &str) -> Result<Option<ApplicationLog>, RpcError> {
+    pub async fn get_application_log(
+        &self,
+        txid: &str,
+    ) -> Result<Option<ApplicationLog>, RpcError> {
         let v = match self.call("getapplicationlog", json!([txid])).await {
             Ok(v) => v,
-            Err(RpcError::Node { code, message }) if code == -100 || message.to_lowercase().contains("unknown") => {
+            Err(RpcError::Node { code, message })
+                if code == -100 || message.to_lowercase().contains("unknown") =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -336,13 +398,22 @@ impl RpcClient {
             .and_then(|e| e.first())
             .ok_or_else(|| bad(m, "no executions"))?;
         let mut notifications = Vec::new();
-        for n in exec.get("notifications").and_then(Value::as_array).into_iter().flatten() {
+        for n in exec
+            .get("notifications")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let contract = n
                 .get("contract")
                 .and_then(Value::as_str)
                 .and_then(|s| ScriptHash::from_hex(s).ok())
                 .ok_or_else(|| bad(m, "notification without contract"))?;
-            let event = n.get("eventname").and_then(Value::as_str).unwrap_or("").to_string();
+            let event = n
+                .get("eventname")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let state = match n.get("state") {
                 Some(s) => match StackItem::from_json(s).map_err(|e| bad(m, e.to_string()))? {
                     StackItem::Array(a) => a,
@@ -350,11 +421,22 @@ impl RpcClient {
                 },
                 None => Vec::new(),
             };
-            notifications.push(Notification { contract, event, state });
+            notifications.push(Notification {
+                contract,
+                event,
+                state,
+            });
         }
         Ok(Some(ApplicationLog {
-            vm_state: exec.get("vmstate").and_then(Value::as_str).unwrap_or("").to_string(),
-            exception: exec.get("exception").and_then(Value::as_str).map(str::to_string),
+            vm_state: exec
+                .get("vmstate")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            exception: exec
+                .get("exception")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             gas_consumed: parse_i64(exec, m, "gasconsumed")?,
             stack: parse_stack(exec, m)?,
             notifications,
@@ -364,15 +446,25 @@ impl RpcClient {
     /// `gettransactionheight`: the block that holds a transaction.
     pub async fn get_transaction_height(&self, txid: &str) -> Result<u32, RpcError> {
         let v = self.call("gettransactionheight", json!([txid])).await?;
-        v.as_u64().map(|n| n as u32).ok_or_else(|| bad("gettransactionheight", "not a number"))
+        v.as_u64()
+            .map(|n| n as u32)
+            .ok_or_else(|| bad("gettransactionheight", "not a number"))
     }
 
     /// `getnep17balances` of an address.
-    pub async fn get_nep17_balances(&self, account: &ScriptHash) -> Result<Vec<Nep17Balance>, RpcError> {
+    pub async fn get_nep17_balances(
+        &self,
+        account: &ScriptHash,
+    ) -> Result<Vec<Nep17Balance>, RpcError> {
         let m = "getnep17balances";
         let v = self.call(m, json!([account.to_address()])).await?;
         let mut out = Vec::new();
-        for b in v.get("balance").and_then(Value::as_array).into_iter().flatten() {
+        for b in v
+            .get("balance")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let asset = b
                 .get("assethash")
                 .and_then(Value::as_str)
@@ -386,9 +478,15 @@ impl RpcClient {
             out.push(Nep17Balance {
                 asset,
                 symbol: b.get("symbol").and_then(Value::as_str).map(str::to_string),
-                decimals: b.get("decimals").and_then(Value::as_str).and_then(|s| s.parse().ok()),
+                decimals: b
+                    .get("decimals")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok()),
                 amount,
-                last_updated_block: b.get("lastupdatedblock").and_then(Value::as_u64).unwrap_or(0),
+                last_updated_block: b
+                    .get("lastupdatedblock")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
             });
         }
         Ok(out)
@@ -398,13 +496,22 @@ impl RpcClient {
     ///
     /// The end of the window is set an hour ahead: neo-go's default end is "now" in whole seconds,
     /// which hides transfers in a block stamped later in the current second.
-    pub async fn get_nep17_transfers(&self, account: &ScriptHash, since_ms: u64) -> Result<Vec<Nep17Transfer>, RpcError> {
+    pub async fn get_nep17_transfers(
+        &self,
+        account: &ScriptHash,
+        since_ms: u64,
+    ) -> Result<Vec<Nep17Transfer>, RpcError> {
         let m = "getnep17transfers";
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(u64::MAX / 2);
-        let v = self.call(m, json!([account.to_address(), since_ms, now_ms + 3_600_000])).await?;
+        let v = self
+            .call(
+                m,
+                json!([account.to_address(), since_ms, now_ms + 3_600_000]),
+            )
+            .await?;
         let mut out = Vec::new();
         for (field, received) in [("sent", false), ("received", true)] {
             for t in v.get(field).and_then(Value::as_array).into_iter().flatten() {
@@ -415,14 +522,21 @@ impl RpcClient {
                         .and_then(Value::as_str)
                         .and_then(|s| ScriptHash::from_hex(s).ok())
                         .ok_or_else(|| bad(m, "bad assethash"))?,
-                    counterparty: t.get("transferaddress").and_then(Value::as_str).map(str::to_string),
+                    counterparty: t
+                        .get("transferaddress")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                     amount: t
                         .get("amount")
                         .and_then(Value::as_str)
                         .and_then(|s| s.parse().ok())
                         .ok_or_else(|| bad(m, "bad amount"))?,
                     block: t.get("blockindex").and_then(Value::as_u64).unwrap_or(0),
-                    tx_hash: t.get("txhash").and_then(Value::as_str).unwrap_or("").to_string(),
+                    tx_hash: t
+                        .get("txhash")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     received,
                 });
             }
@@ -432,10 +546,18 @@ impl RpcClient {
     }
 
     /// `getcontractstate`; `Ok(None)` when no such contract exists.
-    pub async fn get_contract_state(&self, contract: &ScriptHash) -> Result<Option<Value>, RpcError> {
-        match self.call("getcontractstate", json!([contract.to_hex()])).await {
+    pub async fn get_contract_state(
+        &self,
+        contract: &ScriptHash,
+    ) -> Result<Option<Value>, RpcError> {
+        match self
+            .call("getcontractstate", json!([contract.to_hex()]))
+            .await
+        {
             Ok(v) => Ok(Some(v)),
-            Err(RpcError::Node { code, message }) if code == -100 || message.to_lowercase().contains("unknown contract") => {
+            Err(RpcError::Node { code, message })
+                if code == -100 || message.to_lowercase().contains("unknown contract") =>
+            {
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -443,22 +565,42 @@ impl RpcClient {
     }
 
     /// `findstorage`: every entry of `contract` whose key starts with `prefix` (pages through the results).
-    pub async fn find_storage(&self, contract: &ScriptHash, prefix: &[u8]) -> Result<Vec<StorageEntry>, RpcError> {
+    pub async fn find_storage(
+        &self,
+        contract: &ScriptHash,
+        prefix: &[u8],
+    ) -> Result<Vec<StorageEntry>, RpcError> {
         let m = "findstorage";
         let mut out = Vec::new();
         let mut start = 0u64;
         loop {
-            let v = self.call(m, json!([contract.to_hex(), B64.encode(prefix), start])).await?;
-            for r in v.get("results").and_then(Value::as_array).into_iter().flatten() {
+            let v = self
+                .call(m, json!([contract.to_hex(), B64.encode(prefix), start]))
+                .await?;
+            for r in v
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let dec = |f: &str| {
-                    r.get(f).and_then(Value::as_str).and_then(|s| B64.decode(s).ok()).ok_or_else(|| bad(m, format!("bad {f}")))
+                    r.get(f)
+                        .and_then(Value::as_str)
+                        .and_then(|s| B64.decode(s).ok())
+                        .ok_or_else(|| bad(m, format!("bad {f}")))
                 };
-                out.push(StorageEntry { key: dec("key")?, value: dec("value")? });
+                out.push(StorageEntry {
+                    key: dec("key")?,
+                    value: dec("value")?,
+                });
             }
             if v.get("truncated").and_then(Value::as_bool) != Some(true) {
                 return Ok(out);
             }
-            start = v.get("next").and_then(Value::as_u64).ok_or_else(|| bad(m, "truncated without next"))?;
+            start = v
+                .get("next")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad(m, "truncated without next"))?;
         }
     }
 }

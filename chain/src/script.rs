@@ -41,7 +41,9 @@ impl Arg {
             }
             Arg::String(s) => json!({"type": "String", "value": s}),
             Arg::Hash160(h) => json!({"type": "Hash160", "value": h.to_hex()}),
-            Arg::Array(a) => json!({"type": "Array", "value": a.iter().map(Arg::to_rpc_json).collect::<Vec<_>>()}),
+            Arg::Array(a) => {
+                json!({"type": "Array", "value": a.iter().map(Arg::to_rpc_json).collect::<Vec<_>>()})
+            }
         }
     }
 }
@@ -139,7 +141,12 @@ impl ScriptBuilder {
     }
 
     /// `System.Contract.Call(contract, method, CallFlags.All, args)`.
-    pub fn contract_call(&mut self, contract: &ScriptHash, method: &str, args: &[Arg]) -> &mut Self {
+    pub fn contract_call(
+        &mut self,
+        contract: &ScriptHash,
+        method: &str,
+        args: &[Arg],
+    ) -> &mut Self {
         self.push_array(args);
         self.push_int(CALL_FLAGS_ALL as i128);
         self.push_bytes(method.as_bytes());
@@ -168,11 +175,26 @@ mod tests {
     fn nep17_transfer_matches_neogo_script() {
         // The script inside the neo-go transaction vector (../shared/data/neo-n3-vectors.json).
         let gas = ScriptHash::from_hex("0xd2a4cff31913016155e38e474a2c06d08be276cf").unwrap();
-        let from = ScriptHash::from_le_slice(&hex::decode("6b8d5339d5dee15b8a382fd001325c30ba23a997").unwrap()).unwrap();
-        let to = ScriptHash::from_le_slice(&hex::decode("849214f6ab8b63758a28402df2df8b23f72c18b0").unwrap()).unwrap();
+        let from = ScriptHash::from_le_slice(
+            &hex::decode("6b8d5339d5dee15b8a382fd001325c30ba23a997").unwrap(),
+        )
+        .unwrap();
+        let to = ScriptHash::from_le_slice(
+            &hex::decode("849214f6ab8b63758a28402df2df8b23f72c18b0").unwrap(),
+        )
+        .unwrap();
         let mut sb = ScriptBuilder::new();
-        sb.contract_call(&gas, "transfer", &[Arg::Hash160(from), Arg::Hash160(to), Arg::Int(5_000_000), Arg::Null])
-            .assert();
+        sb.contract_call(
+            &gas,
+            "transfer",
+            &[
+                Arg::Hash160(from),
+                Arg::Hash160(to),
+                Arg::Int(5_000_000),
+                Arg::Null,
+            ],
+        )
+        .assert();
         assert_eq!(
             hex::encode(sb.into_bytes()),
             "0b02404b4c000c14849214f6ab8b63758a28402df2df8b23f72c18b00c146b8d5339d5dee15b8a382fd001325c30ba23a99714c01f0c087472616e736665720c14cf76e28bd0062c4a478ee35561011319f3cfa4d241627d5b5239"

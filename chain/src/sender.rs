@@ -130,7 +130,10 @@ pub struct Account<'k> {
 impl<'k> Account<'k> {
     /// A single-signature account of `key`.
     pub fn single(key: &'k PrivateKey) -> Self {
-        Account { script: key.public_key().verification_script(), keys: vec![key] }
+        Account {
+            script: key.public_key().verification_script(),
+            keys: vec![key],
+        }
     }
 
     /// An account with an arbitrary verification script (e.g. m-of-n multisig) and the local keys.
@@ -144,10 +147,12 @@ impl<'k> Account<'k> {
     }
 
     fn signatures_required(&self) -> Result<usize, ChainError> {
-        self.script.signatures_required().map_err(|e| ChainError::CannotSign {
-            account: self.script_hash().to_address(),
-            reason: e.to_string(),
-        })
+        self.script
+            .signatures_required()
+            .map_err(|e| ChainError::CannotSign {
+                account: self.script_hash().to_address(),
+                reason: e.to_string(),
+            })
     }
 
     /// Signs `message` with the keys the script needs, in script order.
@@ -157,10 +162,17 @@ impl<'k> Account<'k> {
             reason: reason.to_string(),
         };
         let sigs: Vec<[u8; 64]> = if let Some(pk) = self.script.single_key() {
-            let k = self.keys.iter().find(|k| k.public_key() == pk).ok_or_else(|| cannot("its key is not in this wallet"))?;
+            let k = self
+                .keys
+                .iter()
+                .find(|k| k.public_key() == pk)
+                .ok_or_else(|| cannot("its key is not in this wallet"))?;
             vec![k.sign(message)]
         } else {
-            let ms = self.script.as_multisig().map_err(|e| cannot(&e.to_string()))?;
+            let ms = self
+                .script
+                .as_multisig()
+                .map_err(|e| cannot(&e.to_string()))?;
             let mut sigs = Vec::new();
             for pk in &ms.keys {
                 if sigs.len() == ms.m {
@@ -171,11 +183,18 @@ impl<'k> Account<'k> {
                 }
             }
             if sigs.len() < ms.m {
-                return Err(cannot(&format!("needs {} signatures, this wallet holds {} of the keys", ms.m, sigs.len())));
+                return Err(cannot(&format!(
+                    "needs {} signatures, this wallet holds {} of the keys",
+                    ms.m,
+                    sigs.len()
+                )));
             }
             sigs
         };
-        Ok(Witness { invocation: Witness::invocation_for(&sigs), verification: self.script.as_bytes().to_vec() })
+        Ok(Witness {
+            invocation: Witness::invocation_for(&sigs),
+            verification: self.script.as_bytes().to_vec(),
+        })
     }
 }
 
@@ -200,7 +219,11 @@ impl<'c> Sender<'c> {
     pub async fn connect(rpc: &'c RpcClient) -> Result<Self, ChainError> {
         let version = rpc.get_version().await?;
         let block = Duration::from_millis(version.protocol.ms_per_block.max(1));
-        Ok(Sender { rpc, version, confirm_timeout: (block * 20).max(Duration::from_secs(30)) })
+        Ok(Sender {
+            rpc,
+            version,
+            confirm_timeout: (block * 20).max(Duration::from_secs(30)),
+        })
     }
 
     /// The node's protocol settings.
@@ -217,18 +240,32 @@ impl<'c> Sender<'c> {
     ///
     /// The system fee comes from a test invocation (which must HALT), the network fee from the node.
     /// `extra_gas` (datoshi) is GAS the script itself moves out of the account, for the balance check.
-    pub async fn build(&self, script: Vec<u8>, account: &Account<'_>, extra_gas: i64) -> Result<Transaction, ChainError> {
-        let signer = Signer { account: account.script_hash(), scope: WitnessScope::CalledByEntry };
+    pub async fn build(
+        &self,
+        script: Vec<u8>,
+        account: &Account<'_>,
+        extra_gas: i64,
+    ) -> Result<Transaction, ChainError> {
+        let signer = Signer {
+            account: account.script_hash(),
+            scope: WitnessScope::CalledByEntry,
+        };
         if extra_gas > 0 {
             // Say "not enough GAS" rather than the VM's ASSERT when the amount alone is too much.
             self.check_gas(account.script_hash(), extra_gas).await?;
         }
         let inv = self.rpc.invoke_script(&script, &[signer]).await?;
         if !inv.halted() {
-            return Err(ChainError::WouldFault { reason: fault_reason(inv.exception.as_deref().unwrap_or("FAULT")) });
+            return Err(ChainError::WouldFault {
+                reason: fault_reason(inv.exception.as_deref().unwrap_or("FAULT")),
+            });
         }
         let height = self.rpc.get_block_count().await?;
-        let increment = self.version.protocol.max_valid_until_block_increment.clamp(2, 5760);
+        let increment = self
+            .version
+            .protocol
+            .max_valid_until_block_increment
+            .clamp(2, 5760);
         let m = account.signatures_required()?;
         let mut tx = Transaction {
             nonce: rand_core::RngCore::next_u32(&mut rand_core::OsRng),
@@ -243,14 +280,22 @@ impl<'c> Sender<'c> {
             }],
         };
         tx.network_fee = self.rpc.calculate_network_fee(&tx).await?;
-        self.check_gas(account.script_hash(), tx.system_fee + tx.network_fee + extra_gas).await?;
+        self.check_gas(
+            account.script_hash(),
+            tx.system_fee + tx.network_fee + extra_gas,
+        )
+        .await?;
         tx.witnesses = vec![account.witness(&tx.sign_data(self.version.protocol.network))?];
         Ok(tx)
     }
 
     async fn check_gas(&self, account: ScriptHash, needed: i64) -> Result<(), ChainError> {
         let balances = self.rpc.get_nep17_balances(&account).await?;
-        let available = balances.iter().find(|b| b.asset == crate::nep17::GAS).map(|b| b.amount).unwrap_or(0);
+        let available = balances
+            .iter()
+            .find(|b| b.asset == crate::nep17::GAS)
+            .map(|b| b.amount)
+            .unwrap_or(0);
         if available < needed as i128 {
             return Err(ChainError::InsufficientGas {
                 account: account.to_address(),
@@ -262,21 +307,37 @@ impl<'c> Sender<'c> {
     }
 
     /// Sends a signed transaction and waits for its execution, reporting progress.
-    pub async fn send(&self, tx: &Transaction, progress: &mut dyn FnMut(Progress)) -> Result<TxOutcome, ChainError> {
+    pub async fn send(
+        &self,
+        tx: &Transaction,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<TxOutcome, ChainError> {
         let txid = tx.txid();
-        progress(Progress::Signed { txid: txid.clone(), system_fee: tx.system_fee, network_fee: tx.network_fee });
+        progress(Progress::Signed {
+            txid: txid.clone(),
+            system_fee: tx.system_fee,
+            network_fee: tx.network_fee,
+        });
         match self.rpc.send_raw_transaction(tx).await {
             Ok(_) => {}
-            Err(RpcError::Node { message, .. }) if message.to_lowercase().contains("insufficient funds") => {
+            Err(RpcError::Node { message, .. })
+                if message.to_lowercase().contains("insufficient funds") =>
+            {
                 return Err(ChainError::InsufficientGas {
                     account: tx.signers[0].account.to_address(),
-                    needed: crate::nep17::format_amount((tx.system_fee + tx.network_fee) as i128, 8),
+                    needed: crate::nep17::format_amount(
+                        (tx.system_fee + tx.network_fee) as i128,
+                        8,
+                    ),
                     available: "less".into(),
                 });
             }
             Err(e) => return Err(e.into()),
         }
-        progress(Progress::Submitted { txid: txid.clone(), valid_until_block: tx.valid_until_block });
+        progress(Progress::Submitted {
+            txid: txid.clone(),
+            valid_until_block: tx.valid_until_block,
+        });
         let poll = Duration::from_millis((self.version.protocol.ms_per_block / 2).clamp(20, 1000));
         let started = tokio::time::Instant::now();
         let log = loop {
@@ -293,8 +354,14 @@ impl<'c> Sender<'c> {
             tokio::time::sleep(poll).await;
         };
         let block = self.rpc.get_transaction_height(&txid).await?;
-        progress(Progress::Included { txid: txid.clone(), block });
-        progress(Progress::Executed { txid: txid.clone(), vm_state: log.vm_state.clone() });
+        progress(Progress::Included {
+            txid: txid.clone(),
+            block,
+        });
+        progress(Progress::Executed {
+            txid: txid.clone(),
+            vm_state: log.vm_state.clone(),
+        });
         if log.vm_state != "HALT" {
             return Err(ChainError::Faulted {
                 txid,
@@ -302,7 +369,13 @@ impl<'c> Sender<'c> {
                 reason: fault_reason(log.exception.as_deref().unwrap_or("FAULT")),
             });
         }
-        Ok(TxOutcome { txid, block, system_fee: tx.system_fee, network_fee: tx.network_fee, log })
+        Ok(TxOutcome {
+            txid,
+            block,
+            system_fee: tx.system_fee,
+            network_fee: tx.network_fee,
+            log,
+        })
     }
 
     /// [`Self::build`] then [`Self::send`].
@@ -325,10 +398,15 @@ mod tests {
     #[test]
     fn abort_reason_is_extracted() {
         assert_eq!(
-            fault_reason("at instruction 212 (ABORTMSG): ABORTMSG is executed. Reason: provider already deployed"),
+            fault_reason(
+                "at instruction 212 (ABORTMSG): ABORTMSG is executed. Reason: provider already deployed"
+            ),
             "provider already deployed"
         );
-        assert_eq!(fault_reason("ASSERT is executed with false result."), "ASSERT is executed with false result.");
+        assert_eq!(
+            fault_reason("ASSERT is executed with false result."),
+            "ASSERT is executed with false result."
+        );
     }
 
     #[test]
@@ -343,7 +421,10 @@ mod tests {
         assert!(ms.keys[0].verify(b"msg", &w.invocation[2..66]));
         assert!(ms.keys[1].verify(b"msg", &w.invocation[68..132]));
         let short = Account::with_script(script, vec![&a]);
-        assert!(matches!(short.witness(b"msg"), Err(ChainError::CannotSign { .. })));
+        assert!(matches!(
+            short.witness(b"msg"),
+            Err(ChainError::CannotSign { .. })
+        ));
     }
 
     #[test]

@@ -40,34 +40,58 @@ impl StackItem {
         let val = v.get("value");
         Ok(match ty {
             "Any" => StackItem::Null,
-            "Boolean" => StackItem::Bool(val.and_then(Value::as_bool).ok_or_else(|| StackError("bad Boolean".into()))?),
+            "Boolean" => StackItem::Bool(
+                val.and_then(Value::as_bool)
+                    .ok_or_else(|| StackError("bad Boolean".into()))?,
+            ),
             "Integer" => {
                 let s = match val {
                     Some(Value::String(s)) => s.clone(),
                     Some(Value::Number(n)) => n.to_string(),
                     _ => return err("bad Integer"),
                 };
-                StackItem::Integer(s.parse().map_err(|_| StackError(format!("integer out of range: {s}")))?)
+                StackItem::Integer(
+                    s.parse()
+                        .map_err(|_| StackError(format!("integer out of range: {s}")))?,
+                )
             }
             "ByteString" | "Buffer" => {
                 let s = val.and_then(Value::as_str).unwrap_or_default();
                 StackItem::Bytes(B64.decode(s).map_err(|_| StackError("bad base64".into()))?)
             }
             "Array" | "Struct" => {
-                let items = val.and_then(Value::as_array).ok_or_else(|| StackError("bad Array".into()))?;
-                StackItem::Array(items.iter().map(StackItem::from_json).collect::<Result<_, _>>()?)
+                let items = val
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| StackError("bad Array".into()))?;
+                StackItem::Array(
+                    items
+                        .iter()
+                        .map(StackItem::from_json)
+                        .collect::<Result<_, _>>()?,
+                )
             }
             "Map" => {
-                let items = val.and_then(Value::as_array).ok_or_else(|| StackError("bad Map".into()))?;
+                let items = val
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| StackError("bad Map".into()))?;
                 let mut out = Vec::new();
                 for kv in items {
-                    let k = kv.get("key").ok_or_else(|| StackError("map entry without key".into()))?;
-                    let v = kv.get("value").ok_or_else(|| StackError("map entry without value".into()))?;
+                    let k = kv
+                        .get("key")
+                        .ok_or_else(|| StackError("map entry without key".into()))?;
+                    let v = kv
+                        .get("value")
+                        .ok_or_else(|| StackError("map entry without value".into()))?;
                     out.push((StackItem::from_json(k)?, StackItem::from_json(v)?));
                 }
                 StackItem::Map(out)
             }
-            "InteropInterface" => StackItem::Interop(v.get("interface").and_then(Value::as_str).unwrap_or("").into()),
+            "InteropInterface" => StackItem::Interop(
+                v.get("interface")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .into(),
+            ),
             "Pointer" => StackItem::Integer(match val {
                 Some(Value::Number(n)) => n.as_i64().unwrap_or(0) as i128,
                 _ => 0,
@@ -123,7 +147,8 @@ impl StackItem {
 
     /// As a script hash (20 bytes in serialization order, as the VM holds a `UInt160`).
     pub fn as_hash160(&self) -> Result<ScriptHash, StackError> {
-        ScriptHash::from_le_slice(self.as_bytes()?).ok_or_else(|| StackError("expected 20 bytes".into()))
+        ScriptHash::from_le_slice(self.as_bytes()?)
+            .ok_or_else(|| StackError("expected 20 bytes".into()))
     }
 
     /// As an array.
@@ -135,8 +160,15 @@ impl StackItem {
     }
 
     /// `None` for null, else `f(self)`.
-    pub fn optional<T>(&self, f: impl FnOnce(&Self) -> Result<T, StackError>) -> Result<Option<T>, StackError> {
-        if self.is_null() { Ok(None) } else { f(self).map(Some) }
+    pub fn optional<T>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T, StackError>,
+    ) -> Result<Option<T>, StackError> {
+        if self.is_null() {
+            Ok(None)
+        } else {
+            f(self).map(Some)
+        }
     }
 }
 
@@ -157,7 +189,10 @@ mod tests {
         let it = StackItem::from_json(&v).unwrap();
         let a = it.as_array().unwrap();
         assert_eq!(a[0].as_int().unwrap(), 2);
-        assert_eq!(a[1].as_hash160().unwrap().to_hex(), "0x6b8d5339d5dee15b8a382fd001325c30ba23a997");
+        assert_eq!(
+            a[1].as_hash160().unwrap().to_hex(),
+            "0x6b8d5339d5dee15b8a382fd001325c30ba23a997"
+        );
         assert!(a[2].is_null());
         assert!(a[3].as_bool().unwrap());
         assert!(matches!(&a[4], StackItem::Map(m) if m[0].1 == StackItem::Integer(-5)));
@@ -181,7 +216,12 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        for v in [json!({}), json!({"type":"Integer","value":"x"}), json!({"type":"ByteString","value":"!!"}), json!({"type":"Array"})] {
+        for v in [
+            json!({}),
+            json!({"type":"Integer","value":"x"}),
+            json!({"type":"ByteString","value":"!!"}),
+            json!({"type":"Array"}),
+        ] {
             assert!(StackItem::from_json(&v).is_err(), "{v}");
         }
     }

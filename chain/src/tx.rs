@@ -143,10 +143,14 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn i64(&mut self) -> Result<i64, DecodeError> {
-        Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(i64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn varint(&mut self) -> Result<u64, DecodeError> {
         Ok(match self.u8()? {
@@ -218,7 +222,8 @@ impl Transaction {
         let mut signers = Vec::new();
         for _ in 0..n {
             let account = ScriptHash::from_le_slice(r.take(20)?).expect("20 bytes");
-            let scope = WitnessScope::from_byte(r.u8()?).ok_or(DecodeError("unsupported witness scope"))?;
+            let scope =
+                WitnessScope::from_byte(r.u8()?).ok_or(DecodeError("unsupported witness scope"))?;
             signers.push(Signer { account, scope });
         }
         if r.varint()? != 0 {
@@ -233,12 +238,23 @@ impl Transaction {
         for _ in 0..n {
             let invocation = r.varbytes(1024)?;
             let verification = r.varbytes(1024)?;
-            witnesses.push(Witness { invocation, verification });
+            witnesses.push(Witness {
+                invocation,
+                verification,
+            });
         }
         if !r.0.is_empty() {
             return Err(DecodeError("trailing bytes"));
         }
-        Ok(Transaction { nonce, system_fee, network_fee, valid_until_block, signers, script, witnesses })
+        Ok(Transaction {
+            nonce,
+            system_fee,
+            network_fee,
+            valid_until_block,
+            signers,
+            script,
+            witnesses,
+        })
     }
 
     /// The transaction hash bytes (SHA-256 of the unsigned part, serialization order).
@@ -285,13 +301,19 @@ mod tests {
         assert_eq!(tx.network_fee, 1232520);
         assert_eq!(tx.valid_until_block, 6326);
         assert_eq!(tx.signers[0].scope, WitnessScope::CalledByEntry);
-        assert_eq!(tx.txid(), "0x382e0722515511ec3b69aa3f91956796ed11cf3baf2fcb24bcb83c0c85da8f88");
+        assert_eq!(
+            tx.txid(),
+            "0x382e0722515511ec3b69aa3f91956796ed11cf3baf2fcb24bcb83c0c85da8f88"
+        );
         let msg = tx.sign_data(42);
         assert_eq!(
             hex::encode(msg),
             "2a000000888fda850c3cb8bc24cb2faf3bcf11ed966795913faa693bec11555122072e38"
         );
-        let pk = PublicKey::from_hex("0365dbdf30334c1705b3ea89cba76a8a2662e9f24f71adfbd810ceb0330fd729fb").unwrap();
+        let pk = PublicKey::from_hex(
+            "0365dbdf30334c1705b3ea89cba76a8a2662e9f24f71adfbd810ceb0330fd729fb",
+        )
+        .unwrap();
         let sig = &tx.witnesses[0].invocation[2..];
         assert!(pk.verify(&msg, sig));
         assert!(!pk.verify(&tx.sign_data(43), sig));
@@ -301,7 +323,10 @@ mod tests {
     fn malformed_bytes_are_errors_not_panics() {
         let raw = hex::decode(RAW).unwrap();
         for n in 0..raw.len() {
-            assert!(Transaction::from_bytes(&raw[..n]).is_err(), "prefix {n} accepted");
+            assert!(
+                Transaction::from_bytes(&raw[..n]).is_err(),
+                "prefix {n} accepted"
+            );
         }
         let mut extra = raw.clone();
         extra.push(0);
@@ -311,7 +336,13 @@ mod tests {
 
     #[test]
     fn varint_boundaries() {
-        for (n, len) in [(0xfcu64, 1), (0xfd, 3), (0xffff, 3), (0x1_0000, 5), (0x1_0000_0000, 9)] {
+        for (n, len) in [
+            (0xfcu64, 1),
+            (0xfd, 3),
+            (0xffff, 3),
+            (0x1_0000, 5),
+            (0x1_0000_0000, 9),
+        ] {
             let mut v = Vec::new();
             write_varint(&mut v, n);
             assert_eq!(v.len(), len);

@@ -69,7 +69,9 @@ async fn target_address(ctx: &Context, address: Option<String>) -> anyhow::Resul
             let w = ctx.wallet().await?;
             let acc = match &ctx.account {
                 Some(a) => return address_arg(a),
-                None => w.default_account().ok_or_else(|| anyhow!("the wallet has no account; pass an address"))?,
+                None => w
+                    .default_account()
+                    .ok_or_else(|| anyhow!("the wallet has no account; pass an address"))?,
             };
             Ok(acc.script_hash())
         }
@@ -82,7 +84,13 @@ pub async fn balance(ctx: &Context, address: Option<String>, out: &Output) -> an
     let rpc = ctx.rpc()?;
     let balances = rpc.get_nep17_balances(&who).await?;
     let height = rpc.get_block_count().await?;
-    let amount = |a: Asset| balances.iter().find(|b| b.asset == a.hash()).map(|b| b.amount).unwrap_or(0);
+    let amount = |a: Asset| {
+        balances
+            .iter()
+            .find(|b| b.asset == a.hash())
+            .map(|b| b.amount)
+            .unwrap_or(0)
+    };
     out.result(json!({
         "address": who.to_address(),
         "GAS": nep17::format_amount(amount(Asset::Gas), 8),
@@ -103,7 +111,13 @@ pub async fn history(ctx: &Context, address: Option<String>, out: &Output) -> an
         .await?
         .into_iter()
         .map(|t| {
-            let (sym, dec) = if t.asset == nep17::GAS { ("GAS", 8) } else if t.asset == nep17::NEO { ("NEO", 0) } else { ("?", 0) };
+            let (sym, dec) = if t.asset == nep17::GAS {
+                ("GAS", 8)
+            } else if t.asset == nep17::NEO {
+                ("NEO", 0)
+            } else {
+                ("?", 0)
+            };
             json!({
                 "block": t.block,
                 "direction": if t.received { "in" } else { "out" },
@@ -120,7 +134,8 @@ pub async fn history(ctx: &Context, address: Option<String>, out: &Output) -> an
 }
 
 fn progress_printer(out: &Output) -> impl FnMut(Progress) + '_ {
-    move |p| match p {
+    move |p| {
+        match p {
         Progress::Signed { txid, system_fee, network_fee } => out.progress(
             json!({"state": "signed", "txid": txid, "system_fee": gas(system_fee), "network_fee": gas(network_fee)}),
         ),
@@ -130,13 +145,21 @@ fn progress_printer(out: &Output) -> impl FnMut(Progress) + '_ {
         Progress::Included { txid, block } => out.progress(json!({"state": "included", "txid": txid, "block": block})),
         Progress::Executed { txid, vm_state } => out.progress(json!({"state": "executed", "txid": txid, "vm_state": vm_state})),
     }
+    }
 }
 
 /// Signs `script` with the selected account and waits for it.
-async fn sign_and_send(ctx: &Context, script: Vec<u8>, extra_gas: i64, out: &Output) -> anyhow::Result<(ScriptHash, TxOutcome)> {
+async fn sign_and_send(
+    ctx: &Context,
+    script: Vec<u8>,
+    extra_gas: i64,
+    out: &Output,
+) -> anyhow::Result<(ScriptHash, TxOutcome)> {
     let w = ctx.wallet().await?;
     let acc = ctx.signing_account(&w)?;
-    let script_v = acc.verification_script().ok_or_else(|| anyhow!("{} has no verification script", acc.address()))?;
+    let script_v = acc
+        .verification_script()
+        .ok_or_else(|| anyhow!("{} has no verification script", acc.address()))?;
     let address = acc.address().to_string();
     let rpc = ctx.rpc()?;
     // Connect first: an unreachable node is reported before asking for the password.
@@ -180,11 +203,19 @@ fn event_json(e: KryptonEvent) -> Value {
         KryptonEvent::ProviderDeployed { provider, location } => {
             json!({"event": "ProviderDeployed", "provider": provider.to_address(), "location": location})
         }
-        KryptonEvent::ProviderUndeployed { provider } => json!({"event": "ProviderUndeployed", "provider": provider.to_address()}),
-        KryptonEvent::UserRegistered { user, provider, uuid } => {
+        KryptonEvent::ProviderUndeployed { provider } => {
+            json!({"event": "ProviderUndeployed", "provider": provider.to_address()})
+        }
+        KryptonEvent::UserRegistered {
+            user,
+            provider,
+            uuid,
+        } => {
             json!({"event": "UserRegistered", "user": user.to_address(), "provider": provider.to_address(), "uuid": uuid})
         }
-        KryptonEvent::UserUnregistered { user } => json!({"event": "UserUnregistered", "user": user.to_address()}),
+        KryptonEvent::UserUnregistered { user } => {
+            json!({"event": "UserUnregistered", "user": user.to_address()})
+        }
         KryptonEvent::DeviceKeyChanged { user, key } => {
             json!({"event": "DeviceKeyChanged", "user": user.to_address(), "key": key.map(|k| k.to_hex())})
         }
@@ -192,8 +223,15 @@ fn event_json(e: KryptonEvent) -> Value {
 }
 
 /// `send --to --amount [--asset]`.
-pub async fn send(ctx: &Context, to: &str, amount: &str, asset: &str, out: &Output) -> anyhow::Result<()> {
-    let asset = Asset::parse(asset).ok_or_else(|| anyhow!("unknown asset {asset:?}: use GAS or NEO"))?;
+pub async fn send(
+    ctx: &Context,
+    to: &str,
+    amount: &str,
+    asset: &str,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let asset =
+        Asset::parse(asset).ok_or_else(|| anyhow!("unknown asset {asset:?}: use GAS or NEO"))?;
     let to_h = address_arg(to)?;
     let value = nep17::parse_amount(amount, asset)?;
     let w = ctx.wallet().await?;
@@ -221,16 +259,30 @@ pub async fn provider(ctx: &Context, cmd: ProviderCmd, out: &Output) -> anyhow::
     let w = ctx.wallet().await?;
     let me = ctx.signing_account(&w)?.script_hash();
     let (script, extra) = match &cmd {
-        ProviderCmd::Deploy { location } => (c.deploy_script(&me, location), json!({"location": location})),
+        ProviderCmd::Deploy { location } => (
+            c.deploy_script(&me, location),
+            json!({"location": location}),
+        ),
         ProviderCmd::Undeploy => (c.undeploy_script(&me), json!({})),
     };
     let (_, o) = sign_and_send(ctx, script, 0, out).await?;
-    out.result(merge(merge(merge(tx_json(&o), json!({"provider": me.to_address()})), extra), events_json(&c.hash, &o)));
+    out.result(merge(
+        merge(
+            merge(tx_json(&o), json!({"provider": me.to_address()})),
+            extra,
+        ),
+        events_json(&c.hash, &o),
+    ));
     Ok(())
 }
 
 /// `register --provider [--uuid]`.
-pub async fn register(ctx: &Context, provider: &str, uuid: Option<String>, out: &Output) -> anyhow::Result<()> {
+pub async fn register(
+    ctx: &Context,
+    provider: &str,
+    uuid: Option<String>,
+    out: &Output,
+) -> anyhow::Result<()> {
     let c = ctx.contract()?;
     let p = address_arg(provider)?;
     let uuid = uuid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -238,7 +290,10 @@ pub async fn register(ctx: &Context, provider: &str, uuid: Option<String>, out: 
     let me = ctx.signing_account(&w)?.script_hash();
     let (_, o) = sign_and_send(ctx, c.register_script(&me, &p, &uuid), 0, out).await?;
     out.result(merge(
-        merge(tx_json(&o), json!({"user": me.to_address(), "provider": p.to_address(), "uuid": uuid})),
+        merge(
+            tx_json(&o),
+            json!({"user": me.to_address(), "provider": p.to_address(), "uuid": uuid}),
+        ),
         events_json(&c.hash, &o),
     ));
     Ok(())
@@ -250,13 +305,17 @@ pub async fn unregister(ctx: &Context, out: &Output) -> anyhow::Result<()> {
     let w = ctx.wallet().await?;
     let me = ctx.signing_account(&w)?.script_hash();
     let (_, o) = sign_and_send(ctx, c.unregister_script(&me), 0, out).await?;
-    out.result(merge(merge(tx_json(&o), json!({"user": me.to_address()})), events_json(&c.hash, &o)));
+    out.result(merge(
+        merge(tx_json(&o), json!({"user": me.to_address()})),
+        events_json(&c.hash, &o),
+    ));
     Ok(())
 }
 
 /// `query uuid|provider|location|key ADDRESS`.
 pub async fn query(ctx: &Context, what: &str, address: &str, out: &Output) -> anyhow::Result<()> {
-    let kind = QueryKind::parse(what).ok_or_else(|| anyhow!("cannot query {what:?}: use uuid, provider, location or key"))?;
+    let kind = QueryKind::parse(what)
+        .ok_or_else(|| anyhow!("cannot query {what:?}: use uuid, provider, location or key"))?;
     let user = address_arg(address)?;
     let c = ctx.contract()?;
     let rpc = ctx.rpc()?;
@@ -298,7 +357,10 @@ pub async fn device_key(ctx: &Context, cmd: DeviceKeyCmd, out: &Output) -> anyho
         DeviceKeyCmd::Clear => c.clear_device_key_script(&me),
     };
     let (_, o) = sign_and_send(ctx, script, 0, out).await?;
-    out.result(merge(merge(tx_json(&o), json!({"user": me.to_address()})), events_json(&c.hash, &o)));
+    out.result(merge(
+        merge(tx_json(&o), json!({"user": me.to_address()})),
+        events_json(&c.hash, &o),
+    ));
     Ok(())
 }
 
@@ -313,10 +375,15 @@ pub async fn contract(ctx: &Context, cmd: ContractCmd, out: &Output) -> anyhow::
             out.result(json!({"contract": c.hash.to_hex(), "version": version.to_string(), "owner": owner.to_address()}));
         }
         ContractCmd::Update { nef, manifest } => {
-            let nef_b = std::fs::read(&nef).with_context(|| format!("cannot read {}", nef.display()))?;
-            let m = std::fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+            let nef_b =
+                std::fs::read(&nef).with_context(|| format!("cannot read {}", nef.display()))?;
+            let m = std::fs::read_to_string(&manifest)
+                .with_context(|| format!("cannot read {}", manifest.display()))?;
             let (_, o) = sign_and_send(ctx, c.update_script(&nef_b, &m), 0, out).await?;
-            out.result(merge(tx_json(&o), json!({"contract": c.hash.to_hex(), "updated": true})));
+            out.result(merge(
+                tx_json(&o),
+                json!({"contract": c.hash.to_hex(), "updated": true}),
+            ));
         }
     }
     Ok(())

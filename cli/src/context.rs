@@ -7,16 +7,24 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use krypton_chain::RpcClient;
 use krypton_chain::krypton::KryptonContract;
-use krypton_wallet::{Keychain, KeystoreKind, Nep6Account, Nep6Wallet, PrivateKey, ScriptHash, sha256};
+use krypton_wallet::{
+    Keychain, KeystoreKind, Nep6Account, Nep6Wallet, PrivateKey, ScriptHash, sha256,
+};
 use zeroize::Zeroizing;
 
 use crate::Cli;
 use crate::devnet::DevnetState;
 
 /// Public RPC nodes per known network (tried in order, with failover).
-const TESTNET_RPC: &[&str] = &["https://testnet1.neo.coz.io:443", "https://testnet2.neo.coz.io:443"];
-const MAINNET_RPC: &[&str] =
-    &["https://mainnet1.neo.coz.io:443", "https://mainnet2.neo.coz.io:443", "https://mainnet3.neo.coz.io:443"];
+const TESTNET_RPC: &[&str] = &[
+    "https://testnet1.neo.coz.io:443",
+    "https://testnet2.neo.coz.io:443",
+];
+const MAINNET_RPC: &[&str] = &[
+    "https://mainnet1.neo.coz.io:443",
+    "https://mainnet2.neo.coz.io:443",
+    "https://mainnet3.neo.coz.io:443",
+];
 
 /// Shared settings of one `krypton` invocation.
 pub struct Context {
@@ -64,22 +72,32 @@ impl Context {
         Ok(match self.network.as_str() {
             "devnet" => {
                 let st = DevnetState::load(&self.devnet_dir())?.ok_or_else(|| {
-                    anyhow!("there is no devnet in {}: start one with `krypton devnet up`", self.data_dir.display())
+                    anyhow!(
+                        "there is no devnet in {}: start one with `krypton devnet up`",
+                        self.data_dir.display()
+                    )
                 })?;
                 vec![st.rpc_url()]
             }
             "testnet" => TESTNET_RPC.iter().map(|s| s.to_string()).collect(),
             "mainnet" => MAINNET_RPC.iter().map(|s| s.to_string()).collect(),
-            urls if urls.starts_with("http://") || urls.starts_with("https://") => {
-                urls.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-            }
-            other => bail!("unknown network {other:?}: use devnet, testnet, mainnet or an http(s) RPC URL"),
+            urls if urls.starts_with("http://") || urls.starts_with("https://") => urls
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            other => bail!(
+                "unknown network {other:?}: use devnet, testnet, mainnet or an http(s) RPC URL"
+            ),
         })
     }
 
     /// An RPC client for the selected network.
     pub fn rpc(&self) -> anyhow::Result<RpcClient> {
-        Ok(RpcClient::new(self.rpc_endpoints()?, Duration::from_secs(15))?)
+        Ok(RpcClient::new(
+            self.rpc_endpoints()?,
+            Duration::from_secs(15),
+        )?)
     }
 
     /// The KRYPTON contract on the selected network.
@@ -90,9 +108,12 @@ impl Context {
         }
         match self.network.as_str() {
             "devnet" => {
-                let st = DevnetState::load(&self.devnet_dir())?
-                    .ok_or_else(|| anyhow!("there is no devnet here: start one with `krypton devnet up`"))?;
-                let h = st.contract.ok_or_else(|| anyhow!("the devnet has no KRYPTON contract yet: run `krypton devnet up`"))?;
+                let st = DevnetState::load(&self.devnet_dir())?.ok_or_else(|| {
+                    anyhow!("there is no devnet here: start one with `krypton devnet up`")
+                })?;
+                let h = st.contract.ok_or_else(|| {
+                    anyhow!("the devnet has no KRYPTON contract yet: run `krypton devnet up`")
+                })?;
                 Ok(KryptonContract::new(ScriptHash::from_hex(&h)?))
             }
             n => bail!(
@@ -105,7 +126,8 @@ impl Context {
     pub fn keychain(&self) -> anyhow::Result<Keychain> {
         let kind = match &self.keystore {
             Some(k) => k.parse::<KeystoreKind>()?,
-            None => KeystoreKind::platform_default().ok_or_else(|| anyhow!("no keychain on this platform; pass --keystore"))?,
+            None => KeystoreKind::platform_default()
+                .ok_or_else(|| anyhow!("no keychain on this platform; pass --keystore"))?,
         };
         Ok(Keychain::open(kind, &keychain_namespace(&self.data_dir))?)
     }
@@ -132,7 +154,10 @@ impl Context {
 
     /// The next line of secret input from stdin, read once (secrets never come from argv).
     pub fn secret_line(&self, what: &str) -> anyhow::Result<Zeroizing<String>> {
-        let mut guard = self.stdin_lines.lock().map_err(|_| anyhow!("stdin lock poisoned"))?;
+        let mut guard = self
+            .stdin_lines
+            .lock()
+            .map_err(|_| anyhow!("stdin lock poisoned"))?;
         if guard.is_none() {
             let stdin = std::io::stdin();
             let lines: Vec<Zeroizing<String>> = stdin
@@ -155,7 +180,9 @@ impl Context {
             return self.secret_line("password");
         }
         if !std::io::stdin().is_terminal() {
-            bail!("this command needs the wallet password: pass --password-stdin and write it on standard input");
+            bail!(
+                "this command needs the wallet password: pass --password-stdin and write it on standard input"
+            );
         }
         let p = Zeroizing::new(rpassword::prompt_password("Wallet password: ")?);
         if confirm {
@@ -175,12 +202,19 @@ impl Context {
                 w.accounts()
                     .iter()
                     .find(|x| x.script_hash() == h)
-                    .ok_or_else(|| anyhow!("{a} is not in this wallet; see `krypton wallet list`"))?
+                    .ok_or_else(|| {
+                        anyhow!("{a} is not in this wallet; see `krypton wallet list`")
+                    })?
             }
-            None => w.default_account().ok_or_else(|| anyhow!("the wallet has no account with a key; create one"))?,
+            None => w
+                .default_account()
+                .ok_or_else(|| anyhow!("the wallet has no account with a key; create one"))?,
         };
         if acc.is_watch_only() {
-            bail!("{} is watch-only: this wallet cannot sign for it", acc.address());
+            bail!(
+                "{} is watch-only: this wallet cannot sign for it",
+                acc.address()
+            );
         }
         Ok(acc)
     }

@@ -87,7 +87,9 @@ impl DevnetState {
     pub fn load(dir: &Path) -> anyhow::Result<Option<Self>> {
         let p = dir.join("state.json");
         match std::fs::read_to_string(&p) {
-            Ok(s) => Ok(Some(serde_json::from_str(&s).with_context(|| format!("{} is corrupt", p.display()))?)),
+            Ok(s) => Ok(Some(
+                serde_json::from_str(&s).with_context(|| format!("{} is corrupt", p.display()))?,
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
         }
@@ -134,15 +136,19 @@ pub async fn run(ctx: &Context, cmd: DevnetCmd, out: &Output) -> anyhow::Result<
             Ok(())
         }
         DevnetCmd::Fund { address, gas, neo } => {
-            let st = DevnetState::load(&dir)?.ok_or_else(|| anyhow!("there is no devnet here: run `krypton devnet up`"))?;
-            let to = ScriptHash::parse_any(&address).with_context(|| format!("{address:?} is not an N3 address"))?;
+            let st = DevnetState::load(&dir)?
+                .ok_or_else(|| anyhow!("there is no devnet here: run `krypton devnet up`"))?;
+            let to = ScriptHash::parse_any(&address)
+                .with_context(|| format!("{address:?} is not an N3 address"))?;
             let mut transfers = vec![(Asset::Gas, to, nep17::parse_amount(&gas, Asset::Gas)?)];
             if let Some(n) = neo {
                 transfers.push((Asset::Neo, to, nep17::parse_amount(&n, Asset::Neo)?));
             }
             let rpc = client(&st)?;
             let o = fund(&dir, &rpc, &transfers, out).await?;
-            out.result(json!({"funded": to.to_address(), "gas": gas, "txid": o.txid, "block": o.block}));
+            out.result(
+                json!({"funded": to.to_address(), "gas": gas, "txid": o.txid, "block": o.block}),
+            );
             Ok(())
         }
     }
@@ -160,7 +166,10 @@ fn neogo_path() -> anyhow::Result<PathBuf> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| dirs::home_dir().map(|h| h.join(".cache")));
-    if let Some(p) = cache.map(|c| c.join("krypton/tools/neogo")).filter(|p| p.is_file()) {
+    if let Some(p) = cache
+        .map(|c| c.join("krypton/tools/neogo"))
+        .filter(|p| p.is_file())
+    {
         return Ok(p);
     }
     for d in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
@@ -173,7 +182,11 @@ fn neogo_path() -> anyhow::Result<PathBuf> {
 
 /// The node's pid if it is alive (not a zombie) and is neo-go.
 fn running_pid(dir: &Path) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(dir.join("node.pid")).ok()?.trim().parse().ok()?;
+    let pid: i32 = std::fs::read_to_string(dir.join("node.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let state = stat.rsplit_once(") ")?.1.chars().next()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -181,7 +194,9 @@ fn running_pid(dir: &Path) -> Option<i32> {
 }
 
 async fn stop(dir: &Path) -> anyhow::Result<bool> {
-    let Some(pid) = running_pid(dir) else { return Ok(false) };
+    let Some(pid) = running_pid(dir) else {
+        return Ok(false);
+    };
     // SAFETY: plain signal to a process we started (checked by its command line).
     unsafe { libc::kill(pid, libc::SIGTERM) };
     for i in 0..200 {
@@ -199,7 +214,9 @@ async fn stop(dir: &Path) -> anyhow::Result<bool> {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn port_is_free(port: u16) -> bool {
@@ -211,23 +228,32 @@ fn new_wallet_file(path: &Path, keys: &[(&str, &PrivateKey)]) -> anyhow::Result<
     let mut out = Vec::new();
     for (name, k) in keys {
         let address = w.add_account_from_key(k, DEVNET_PASSWORD, name)?;
-        out.push(NamedAccount { name: name.to_string(), address });
+        out.push(NamedAccount {
+            name: name.to_string(),
+            address,
+        });
     }
     if let Some(first) = out.first() {
         w.set_default(&first.address)?;
     }
-    std::fs::write(path, w.to_json_pretty()).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(path, w.to_json_pretty())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(out)
 }
 
 fn load_key(path: &Path, address: &str) -> anyhow::Result<PrivateKey> {
-    let w = Nep6Wallet::from_json(&std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?)?;
+    let w = Nep6Wallet::from_json(
+        &std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+    )?;
     Ok(w.decrypt_account(address, DEVNET_PASSWORD)?)
 }
 
 fn validator_key(dir: &Path) -> anyhow::Result<PrivateKey> {
     let w = Nep6Wallet::from_json(&std::fs::read_to_string(dir.join("validator.json"))?)?;
-    let a = w.default_account().ok_or_else(|| anyhow!("validator.json has no account"))?;
+    let a = w
+        .default_account()
+        .ok_or_else(|| anyhow!("validator.json has no account"))?;
     Ok(w.decrypt_account(a.address(), DEVNET_PASSWORD)?)
 }
 
@@ -303,16 +329,29 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
             out.note("creating a new devnet: validator key and named test accounts…");
             let validator = PrivateKey::generate();
             new_wallet_file(&dir.join("validator.json"), &[("validator", &validator)])?;
-            let keys: Vec<PrivateKey> = NAMED_ACCOUNTS.iter().map(|_| PrivateKey::generate()).collect();
-            let named: Vec<(&str, &PrivateKey)> = NAMED_ACCOUNTS.iter().copied().zip(keys.iter()).collect();
+            let keys: Vec<PrivateKey> = NAMED_ACCOUNTS
+                .iter()
+                .map(|_| PrivateKey::generate())
+                .collect();
+            let named: Vec<(&str, &PrivateKey)> =
+                NAMED_ACCOUNTS.iter().copied().zip(keys.iter()).collect();
             let accounts = new_wallet_file(&dir.join("accounts.json"), &named)?;
             let magic = 0x4b52_0000 | (rand_u16() as u32);
-            DevnetState { rpc_port: 0, magic, contract: None, funded: false, accounts }
+            DevnetState {
+                rpc_port: 0,
+                magic,
+                contract: None,
+                funded: false,
+                accounts,
+            }
         }
     };
     if running_pid(dir).is_some() {
         if let Some(p) = rpc_port.filter(|p| *p != st.rpc_port) {
-            bail!("the devnet is already running on port {}, not {p}: run `krypton devnet down` first", st.rpc_port);
+            bail!(
+                "the devnet is already running on port {}, not {p}: run `krypton devnet down` first",
+                st.rpc_port
+            );
         }
     } else {
         st.rpc_port = match rpc_port {
@@ -321,7 +360,10 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
             None => free_port()?,
         };
         if !port_is_free(st.rpc_port) {
-            bail!("port {} on 127.0.0.1 is taken: choose another with --rpc-port", st.rpc_port);
+            bail!(
+                "port {} on 127.0.0.1 is taken: choose another with --rpc-port",
+                st.rpc_port
+            );
         }
         st.save(dir)?;
         let validator = validator_key(dir)?.public_key().to_hex();
@@ -344,21 +386,33 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
         st.save(dir)?;
     }
     let deployed = match &st.contract {
-        Some(h) => rpc.get_contract_state(&ScriptHash::from_hex(h)?).await?.is_some(),
+        Some(h) => rpc
+            .get_contract_state(&ScriptHash::from_hex(h)?)
+            .await?
+            .is_some(),
         None => false,
     };
     if !deployed {
         out.note("deploying the KRYPTON contract…");
-        let owner = st.accounts.iter().find(|a| a.name == "owner").ok_or_else(|| anyhow!("no owner account"))?;
+        let owner = st
+            .accounts
+            .iter()
+            .find(|a| a.name == "owner")
+            .ok_or_else(|| anyhow!("no owner account"))?;
         let key = load_key(&dir.join("accounts.json"), &owner.address)?;
         let manifest: serde_json::Value = serde_json::from_str(CONTRACT_MANIFEST)?;
         let script = contract_deployment_script(CONTRACT_NEF, &manifest.to_string());
         let sender = Sender::connect(&rpc).await?;
         let mut p = |p: Progress| out.progress(json!({"deploy": format!("{p:?}")}));
-        sender.invoke(script, &Account::single(&key), 0, &mut p).await?;
+        sender
+            .invoke(script, &Account::single(&key), 0, &mut p)
+            .await?;
         let hash = contract_hash(&key.public_key().script_hash(), CONTRACT_NEF, CONTRACT_NAME)
             .ok_or_else(|| anyhow!("the embedded NEF is malformed"))?;
-        KryptonContract::new(hash).version(&rpc).await.context("the deployed contract does not answer")?;
+        KryptonContract::new(hash)
+            .version(&rpc)
+            .await
+            .context("the deployed contract does not answer")?;
         st.contract = Some(hash.to_hex());
         st.save(dir)?;
     }
@@ -386,7 +440,10 @@ fn rand_u16() -> u16 {
 fn start_node(dir: &Path, cfg: &Path) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt;
     let neogo = neogo_path()?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("node.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("node.log"))?;
     let child = std::process::Command::new(&neogo)
         .arg("node")
         .arg("--config-file")
@@ -410,12 +467,26 @@ async fn wait_for_rpc(dir: &Path, rpc: &RpcClient) -> anyhow::Result<()> {
         }
         if running_pid(dir).is_none() {
             let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-            bail!("the neo-go node exited while starting; its log ({}/node.log) ends with:\n{}", dir.display(), tail.join("\n"));
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            bail!(
+                "the neo-go node exited while starting; its log ({}/node.log) ends with:\n{}",
+                dir.display(),
+                tail.join("\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("the neo-go node did not answer on its RPC port within 30 s; see {}/node.log", dir.display())
+    bail!(
+        "the neo-go node did not answer on its RPC port within 30 s; see {}/node.log",
+        dir.display()
+    )
 }
 
 /// Transfers from the committee (1-of-1 multisig of the validator key), which holds all genesis GAS/NEO.
@@ -426,7 +497,8 @@ async fn fund(
     out: &Output,
 ) -> anyhow::Result<krypton_chain::TxOutcome> {
     let key = validator_key(dir)?;
-    let script = VerificationScript::multisig(1, &[key.public_key()]).ok_or_else(|| anyhow!("multisig"))?;
+    let script =
+        VerificationScript::multisig(1, &[key.public_key()]).ok_or_else(|| anyhow!("multisig"))?;
     let committee = Account::with_script(script, vec![&key]);
     let from = committee.script_hash();
     let mut sb = ScriptBuilder::new();
@@ -435,5 +507,7 @@ async fn fund(
     }
     let sender = Sender::connect(rpc).await?;
     let mut p = |p: Progress| out.progress(json!({"fund": format!("{p:?}")}));
-    Ok(sender.invoke(sb.into_bytes(), &committee, 0, &mut p).await?)
+    Ok(sender
+        .invoke(sb.into_bytes(), &committee, 0, &mut p)
+        .await?)
 }

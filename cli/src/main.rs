@@ -115,7 +115,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     output::init_tracing();
     let out = Output::new(cli.json);
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             out.error(&anyhow::anyhow!("cannot start the async runtime: {e}"));
@@ -138,9 +142,13 @@ async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
         Command::Wallet { cmd } => wallet_cmds::run(&ctx, cmd, out).await,
         Command::Balance { address } => chain_cmds::balance(&ctx, address, out).await,
         Command::History { address } => chain_cmds::history(&ctx, address, out).await,
-        Command::Send { to, amount, asset } => chain_cmds::send(&ctx, &to, &amount, &asset, out).await,
+        Command::Send { to, amount, asset } => {
+            chain_cmds::send(&ctx, &to, &amount, &asset, out).await
+        }
         Command::Provider { cmd } => chain_cmds::provider(&ctx, cmd, out).await,
-        Command::Register { provider, uuid } => chain_cmds::register(&ctx, &provider, uuid, out).await,
+        Command::Register { provider, uuid } => {
+            chain_cmds::register(&ctx, &provider, uuid, out).await
+        }
         Command::Unregister => chain_cmds::unregister(&ctx, out).await,
         Command::Query { what, address } => chain_cmds::query(&ctx, &what, &address, out).await,
         Command::Providers => chain_cmds::providers(&ctx, out).await,

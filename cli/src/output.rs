@@ -87,5 +87,8 @@ fn print_text(v: &Value, indent: usize) {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KRYPTON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -64,13 +64,19 @@ pub enum WalletCmd {
 pub async fn run(ctx: &Context, cmd: WalletCmd, out: &Output) -> anyhow::Result<()> {
     match cmd {
         WalletCmd::Create { label } => create(ctx, &label, out).await,
-        WalletCmd::Import { nep6: Some(file), .. } => import_nep6(ctx, &file, out).await,
-        WalletCmd::Import { wif: true, label, .. } => {
+        WalletCmd::Import {
+            nep6: Some(file), ..
+        } => import_nep6(ctx, &file, out).await,
+        WalletCmd::Import {
+            wif: true, label, ..
+        } => {
             let wif = ctx.secret_line("WIF key")?;
             let key = PrivateKey::from_wif(&wif)?;
             add_key(ctx, key, &label, "wif", out).await
         }
-        WalletCmd::Import { nep2: true, label, .. } => {
+        WalletCmd::Import {
+            nep2: true, label, ..
+        } => {
             let nep2 = ctx.secret_line("NEP-2 key")?;
             let existing = ctx.load_wallet().await?;
             // A bare NEP-2 key carries no scrypt parameters: it uses the standard ones.
@@ -79,28 +85,50 @@ pub async fn run(ctx: &Context, cmd: WalletCmd, out: &Output) -> anyhow::Result<
             out.note("decrypting the key (scrypt)…");
             let (key, flavor) = {
                 let (n, p) = (nep2.clone(), password.clone());
-                tokio::task::spawn_blocking(move || nep2_decrypt_legacy_aware(&n, &p, params, true)).await??
+                tokio::task::spawn_blocking(move || nep2_decrypt_legacy_aware(&n, &p, params, true))
+                    .await??
             };
             if flavor == Nep2Flavor::Neo2Legacy {
                 out.note("this is a legacy NEO 2 key: it is imported under its N3 address");
             }
-            add_key_with_password(ctx, existing, key, &label, password, if flavor == Nep2Flavor::N3 { "nep2" } else { "nep2-neo2" }, out).await
+            add_key_with_password(
+                ctx,
+                existing,
+                key,
+                &label,
+                password,
+                if flavor == Nep2Flavor::N3 {
+                    "nep2"
+                } else {
+                    "nep2-neo2"
+                },
+                out,
+            )
+            .await
         }
-        WalletCmd::Import { watch: Some(addr), label, .. } => {
-            let h = ScriptHash::parse_any(&addr).with_context(|| format!("{addr:?} is not an N3 address"))?;
+        WalletCmd::Import {
+            watch: Some(addr),
+            label,
+            ..
+        } => {
+            let h = ScriptHash::parse_any(&addr)
+                .with_context(|| format!("{addr:?} is not an N3 address"))?;
             let mut w = ctx.load_wallet().await?.unwrap_or_default();
             let a = w.add_watch_only(h, &label)?;
             ctx.save_wallet(w).await?;
             out.result(json!({"imported": [a], "watch_only": true}));
             Ok(())
         }
-        WalletCmd::Import { .. } => bail!("say what to import: --nep6 FILE, --wif, --nep2 or --watch ADDRESS"),
+        WalletCmd::Import { .. } => {
+            bail!("say what to import: --nep6 FILE, --wif, --nep2 or --watch ADDRESS")
+        }
         WalletCmd::Export { nep6, force } => {
             let w = ctx.wallet().await?;
             if nep6.exists() && !force {
                 bail!("{} exists; pass --force to overwrite it", nep6.display());
             }
-            std::fs::write(&nep6, w.to_json_pretty()).with_context(|| format!("cannot write {}", nep6.display()))?;
+            std::fs::write(&nep6, w.to_json_pretty())
+                .with_context(|| format!("cannot write {}", nep6.display()))?;
             out.result(json!({"exported": nep6, "accounts": w.accounts().len()}));
             Ok(())
         }
@@ -134,7 +162,9 @@ pub async fn run(ctx: &Context, cmd: WalletCmd, out: &Output) -> anyhow::Result<
             out.result(json!({"default": address}));
             Ok(())
         }
-        WalletCmd::Remove { address: Some(a), .. } => {
+        WalletCmd::Remove {
+            address: Some(a), ..
+        } => {
             let mut w = ctx.wallet().await?;
             w.remove_account(&a)?;
             ctx.save_wallet(w).await?;
@@ -147,17 +177,25 @@ pub async fn run(ctx: &Context, cmd: WalletCmd, out: &Output) -> anyhow::Result<
             out.result(json!({"removed_wallet": existed}));
             Ok(())
         }
-        WalletCmd::Remove { .. } => bail!("say which account to remove, or --all for the whole wallet"),
+        WalletCmd::Remove { .. } => {
+            bail!("say which account to remove, or --all for the whole wallet")
+        }
     }
 }
 
 /// Checks `password` against an existing wallet so all its accounts share one password.
 async fn check_existing_password(w: &Nep6Wallet, password: &str) -> anyhow::Result<()> {
     if let Some(a) = w.accounts().iter().find(|a| !a.is_watch_only()) {
-        let (w, addr, p) = (w.clone(), a.address().to_string(), zeroize::Zeroizing::new(password.to_string()));
+        let (w, addr, p) = (
+            w.clone(),
+            a.address().to_string(),
+            zeroize::Zeroizing::new(password.to_string()),
+        );
         tokio::task::spawn_blocking(move || w.decrypt_account(&addr, &p))
             .await?
-            .map_err(|e| anyhow!("{e}: use the password of the wallet that is already in the keychain"))?;
+            .map_err(|e| {
+                anyhow!("{e}: use the password of the wallet that is already in the keychain")
+            })?;
     }
     Ok(())
 }
@@ -168,12 +206,27 @@ async fn create(ctx: &Context, label: &str, out: &Output) -> anyhow::Result<()> 
     if password.is_empty() {
         bail!("the password must not be empty");
     }
-    add_key_with_password(ctx, existing, PrivateKey::generate(), label, password, "new", out).await?;
+    add_key_with_password(
+        ctx,
+        existing,
+        PrivateKey::generate(),
+        label,
+        password,
+        "new",
+        out,
+    )
+    .await?;
     out.note("Back up your wallet now: `krypton wallet export --nep6 FILE` (the keychain copy is tied to this device).");
     Ok(())
 }
 
-async fn add_key(ctx: &Context, key: PrivateKey, label: &str, how: &str, out: &Output) -> anyhow::Result<()> {
+async fn add_key(
+    ctx: &Context,
+    key: PrivateKey,
+    label: &str,
+    how: &str,
+    out: &Output,
+) -> anyhow::Result<()> {
     let existing = ctx.load_wallet().await?;
     let password = ctx.password(existing.is_none())?;
     add_key_with_password(ctx, existing, key, label, password, how, out).await
@@ -207,17 +260,31 @@ async fn add_key_with_password(
 }
 
 async fn import_nep6(ctx: &Context, file: &std::path::Path, out: &Output) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let other = Nep6Wallet::from_json(&text).with_context(|| format!("{} is not a usable NEP-6 wallet", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let other = Nep6Wallet::from_json(&text)
+        .with_context(|| format!("{} is not a usable NEP-6 wallet", file.display()))?;
     let existing = ctx.load_wallet().await?;
-    let keyed = other.accounts().iter().filter(|a| !a.is_watch_only()).count();
-    let password = if keyed > 0 { Some(ctx.password(false)?) } else { None };
+    let keyed = other
+        .accounts()
+        .iter()
+        .filter(|a| !a.is_watch_only())
+        .count();
+    let password = if keyed > 0 {
+        Some(ctx.password(false)?)
+    } else {
+        None
+    };
     let mut w = existing.unwrap_or_default();
     if let Some(p) = &password {
         check_existing_password(&w, p).await?;
         out.note("checking the password against every key (scrypt)…");
     }
-    let before: Vec<String> = w.accounts().iter().map(|a| a.address().to_string()).collect();
+    let before: Vec<String> = w
+        .accounts()
+        .iter()
+        .map(|a| a.address().to_string())
+        .collect();
     let (w, added) = tokio::task::spawn_blocking(move || {
         if let Some(p) = &password {
             for a in other.accounts().iter().filter(|a| !a.is_watch_only()) {
@@ -228,13 +295,17 @@ async fn import_nep6(ctx: &Context, file: &std::path::Path, out: &Output) -> any
         n.map(|n| (w, n))
     })
     .await??;
-    let imported: Vec<String> =
-        w.accounts().iter().map(|a| a.address().to_string()).filter(|a| !before.contains(a)).collect();
+    let imported: Vec<String> = w
+        .accounts()
+        .iter()
+        .map(|a| a.address().to_string())
+        .filter(|a| !before.contains(a))
+        .collect();
     let mut w = w;
-    if w.default_account().is_none() {
-        if let Some(a) = imported.first() {
-            w.set_default(a)?;
-        }
+    if w.default_account().is_none()
+        && let Some(a) = imported.first()
+    {
+        w.set_default(a)?;
     }
     ctx.save_wallet(w).await?;
     out.result(json!({"imported": imported, "added": added}));

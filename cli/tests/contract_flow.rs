@@ -25,9 +25,23 @@ fn snapshot(d: &Devnet, users: &[&str]) -> Vec<Value> {
 fn registry_flow_and_forbidden_cases() {
     let d = Devnet::up();
     let (alice, bob) = (d.account("alice"), d.account("bob"));
-    let (pa, pb, owner) = (d.account("provider-a"), d.account("provider-b"), d.account("owner"));
+    let (pa, pb, owner) = (
+        d.account("provider-a"),
+        d.account("provider-b"),
+        d.account("owner"),
+    );
     let accounts = d.accounts_file();
-    d.run(&["--password-stdin", "wallet", "import", "--nep6", accounts.to_str().unwrap()], PW).ok();
+    d.run(
+        &[
+            "--password-stdin",
+            "wallet",
+            "import",
+            "--nep6",
+            accounts.to_str().unwrap(),
+        ],
+        PW,
+    )
+    .ok();
     let as_ = |who: &str, args: &[&str]| {
         let mut a = vec!["--account", who, "--password-stdin"];
         a.extend_from_slice(args);
@@ -35,30 +49,73 @@ fn registry_flow_and_forbidden_cases() {
     };
 
     // Providers deploy themselves.
-    let r = as_(&pa, &["provider", "deploy", "--location", "sip.provider-a.test:5060"]).ok();
+    let r = as_(
+        &pa,
+        &[
+            "provider",
+            "deploy",
+            "--location",
+            "sip.provider-a.test:5060",
+        ],
+    )
+    .ok();
     assert_eq!(r["vm_state"], "HALT");
     assert_eq!(r["events"][0]["event"], "ProviderDeployed");
-    as_(&pb, &["provider", "deploy", "--location", "_sip._udp.provider-b.test"]).ok();
-    let providers = d.run(&["providers"], "").ok()["providers"].as_array().unwrap().clone();
+    as_(
+        &pb,
+        &[
+            "provider",
+            "deploy",
+            "--location",
+            "_sip._udp.provider-b.test",
+        ],
+    )
+    .ok();
+    let providers = d.run(&["providers"], "").ok()["providers"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(providers.len(), 2);
-    assert!(providers.iter().any(|p| p["address"] == pa.as_str() && p["location"] == "sip.provider-a.test:5060"));
+    assert!(
+        providers
+            .iter()
+            .any(|p| p["address"] == pa.as_str() && p["location"] == "sip.provider-a.test:5060")
+    );
 
     // A user registers; query answers.
     let uuid = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
     let r = as_(&alice, &["register", "--provider", &pa, "--uuid", uuid]).ok();
     assert_eq!(r["events"][0]["event"], "UserRegistered");
     assert_eq!(d.run(&["query", "uuid", &alice], "").ok()["value"], uuid);
-    assert_eq!(d.run(&["query", "provider", &alice], "").ok()["value"], pa.as_str());
-    assert_eq!(d.run(&["query", "location", &alice], "").ok()["value"], "sip.provider-a.test:5060");
-    assert_eq!(d.run(&["query", "uuid", &bob], "").ok()["value"], Value::Null);
+    assert_eq!(
+        d.run(&["query", "provider", &alice], "").ok()["value"],
+        pa.as_str()
+    );
+    assert_eq!(
+        d.run(&["query", "location", &alice], "").ok()["value"],
+        "sip.provider-a.test:5060"
+    );
+    assert_eq!(
+        d.run(&["query", "uuid", &bob], "").ok()["value"],
+        Value::Null
+    );
 
     // Re-registering replaces provider and uuid.
     let r = as_(&alice, &["register", "--provider", &pb]).ok();
     let new_uuid = r["uuid"].as_str().unwrap().to_string();
     assert_ne!(new_uuid, uuid);
-    assert_eq!(d.run(&["query", "provider", &alice], "").ok()["value"], pb.as_str());
-    assert_eq!(d.run(&["query", "uuid", &alice], "").ok()["value"], new_uuid.as_str());
-    assert_eq!(d.run(&["query", "location", &alice], "").ok()["value"], "_sip._udp.provider-b.test");
+    assert_eq!(
+        d.run(&["query", "provider", &alice], "").ok()["value"],
+        pb.as_str()
+    );
+    assert_eq!(
+        d.run(&["query", "uuid", &alice], "").ok()["value"],
+        new_uuid.as_str()
+    );
+    assert_eq!(
+        d.run(&["query", "location", &alice], "").ok()["value"],
+        "_sip._udp.provider-b.test"
+    );
 
     // Forbidden cases: each fails with its reason; chain state and balances stay exactly as they were.
     let before = snapshot(&d, &[&alice, &bob]);
@@ -68,17 +125,46 @@ fn registry_flow_and_forbidden_cases() {
     assert!(e.contains("provider already deployed"), "{e}");
     let e = as_(&bob, &["register", "--provider", &alice]).err();
     assert!(e.contains("provider not deployed"), "{e}");
-    let e = as_(&bob, &["register", "--provider", &pa, "--uuid", "not-a-uuid"]).err();
+    let e = as_(
+        &bob,
+        &["register", "--provider", &pa, "--uuid", "not-a-uuid"],
+    )
+    .err();
     assert!(e.contains("invalid uuid"), "{e}");
-    let e = as_(&bob, &["register", "--provider", &pa, "--uuid", "6f1c2a3b-4d5e-1f60-8a7b-9c0d1e2f3a4b"]).err();
+    let e = as_(
+        &bob,
+        &[
+            "register",
+            "--provider",
+            &pa,
+            "--uuid",
+            "6f1c2a3b-4d5e-1f60-8a7b-9c0d1e2f3a4b",
+        ],
+    )
+    .err();
     assert!(e.contains("invalid uuid"), "v1 uuid accepted: {e}");
-    let e = as_(&bob, &["provider", "deploy", "--location", "bad host name!"]).err();
+    let e = as_(
+        &bob,
+        &["provider", "deploy", "--location", "bad host name!"],
+    )
+    .err();
     assert!(e.contains("invalid location"), "{e}");
     let e = as_(&bob, &["unregister"]).err();
     assert!(e.contains("not registered"), "{e}");
     let nef = common::repo().join("contract/build/krypton.nef");
     let manifest = common::repo().join("contract/build/krypton.manifest.json");
-    let e = as_(&alice, &["contract", "update", "--nef", nef.to_str().unwrap(), "--manifest", manifest.to_str().unwrap()]).err();
+    let e = as_(
+        &alice,
+        &[
+            "contract",
+            "update",
+            "--nef",
+            nef.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+    )
+    .err();
     assert!(e.contains("only the contract owner may upgrade"), "{e}");
 
     // Acting for someone else needs the library: the CLI always signs as the one it acts for.
@@ -91,7 +177,10 @@ fn registry_flow_and_forbidden_cases() {
         let c = KryptonContract::new(ScriptHash::from_hex(&d.contract()).unwrap());
         let h = |a: &str| ScriptHash::from_address(a).unwrap();
         let cases = [
-            (c.register_script(&h(&alice), &h(&pa), uuid), "not signed by the user"),
+            (
+                c.register_script(&h(&alice), &h(&pa), uuid),
+                "not signed by the user",
+            ),
             (c.unregister_script(&h(&alice)), "not signed by the user"),
             (c.undeploy_script(&h(&pa)), "not signed by the provider"),
         ];
@@ -103,22 +192,36 @@ fn registry_flow_and_forbidden_cases() {
         }
     });
 
-    assert_eq!(snapshot(&d, &[&alice, &bob]), before, "a refused call changed the chain state");
+    assert_eq!(
+        snapshot(&d, &[&alice, &bob]),
+        before,
+        "a refused call changed the chain state"
+    );
     let gas_after: Vec<i128> = [&alice, &bob, &pa].iter().map(|a| d.gas(a)).collect();
     assert_eq!(gas_after, gas_before, "a refused call cost GAS");
 
     // The owner is who deployed the contract.
-    assert_eq!(d.run(&["contract", "info"], "").ok()["owner"], owner.as_str());
+    assert_eq!(
+        d.run(&["contract", "info"], "").ok()["owner"],
+        owner.as_str()
+    );
 
     // Unregister, undeploy, list.
     let r = as_(&alice, &["unregister"]).ok();
     assert_eq!(r["events"][0]["event"], "UserUnregistered");
     for q in ["uuid", "provider", "location"] {
-        assert_eq!(d.run(&["query", q, &alice], "").ok()["value"], Value::Null, "{q} after unregister");
+        assert_eq!(
+            d.run(&["query", q, &alice], "").ok()["value"],
+            Value::Null,
+            "{q} after unregister"
+        );
     }
     let r = as_(&pa, &["provider", "undeploy"]).ok();
     assert_eq!(r["events"][0]["event"], "ProviderUndeployed");
-    let providers = d.run(&["providers"], "").ok()["providers"].as_array().unwrap().clone();
+    let providers = d.run(&["providers"], "").ok()["providers"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(providers.len(), 1);
     assert_eq!(providers[0]["address"], pb.as_str());
     let e = as_(&pa, &["provider", "undeploy"]).err();
@@ -130,13 +233,50 @@ fn devnet_up_is_idempotent_and_survives_a_restart() {
     let d = Devnet::up();
     let again = d.run(&["devnet", "up"], "").ok();
     assert_eq!(again["contract"], d.info["contract"]);
-    assert_eq!(again["pid"], d.info["pid"], "a second `up` must not start another node");
+    assert_eq!(
+        again["pid"], d.info["pid"],
+        "a second `up` must not start another node"
+    );
     let alice = d.account("alice");
-    d.run(&["--password-stdin", "wallet", "import", "--nep6", d.accounts_file().to_str().unwrap()], PW).ok();
-    d.run(&["--account", &d.account("provider-a"), "--password-stdin", "provider", "deploy", "--location", "10.0.0.1:5060"], PW)
-        .ok();
-    d.run(&["--account", &alice, "--password-stdin", "register", "--provider", &d.account("provider-a")], PW).ok();
-    let height = d.run(&["devnet", "status"], "").ok()["height"].as_u64().unwrap();
+    d.run(
+        &[
+            "--password-stdin",
+            "wallet",
+            "import",
+            "--nep6",
+            d.accounts_file().to_str().unwrap(),
+        ],
+        PW,
+    )
+    .ok();
+    d.run(
+        &[
+            "--account",
+            &d.account("provider-a"),
+            "--password-stdin",
+            "provider",
+            "deploy",
+            "--location",
+            "10.0.0.1:5060",
+        ],
+        PW,
+    )
+    .ok();
+    d.run(
+        &[
+            "--account",
+            &alice,
+            "--password-stdin",
+            "register",
+            "--provider",
+            &d.account("provider-a"),
+        ],
+        PW,
+    )
+    .ok();
+    let height = d.run(&["devnet", "status"], "").ok()["height"]
+        .as_u64()
+        .unwrap();
 
     let down = d.run(&["devnet", "down"], "").ok();
     assert_eq!(down["stopped"], true);
@@ -148,6 +288,12 @@ fn devnet_up_is_idempotent_and_survives_a_restart() {
     let up = d.run(&["devnet", "up"], "").ok();
     assert_eq!(up["contract"], d.info["contract"]);
     assert_eq!(up["rpc"], d.info["rpc"]);
-    assert!(up["height"].as_u64().unwrap() >= height, "the chain was not kept");
-    assert_eq!(d.run(&["query", "location", &alice], "").ok()["value"], "10.0.0.1:5060");
+    assert!(
+        up["height"].as_u64().unwrap() >= height,
+        "the chain was not kept"
+    );
+    assert_eq!(
+        d.run(&["query", "location", &alice], "").ok()["value"],
+        "10.0.0.1:5060"
+    );
 }

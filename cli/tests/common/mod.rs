@@ -21,7 +21,12 @@ pub struct Run {
 impl Run {
     /// The last JSON line of stdout.
     pub fn json(&self) -> Value {
-        let line = self.stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON in {self:?}"));
+        let line = self
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("no JSON in {self:?}"));
         serde_json::from_str(line).unwrap()
     }
     /// Asserts success and returns the JSON result.
@@ -32,7 +37,10 @@ impl Run {
     /// Asserts failure and returns the error message.
     pub fn err(self) -> String {
         assert!(!self.ok, "krypton should have failed: {self:#?}");
-        self.json()["error"].as_str().unwrap_or_else(|| panic!("no error field: {self:?}")).to_string()
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error field: {self:?}"))
+            .to_string()
     }
 }
 
@@ -51,17 +59,32 @@ impl Default for Krypton {
 
 impl Krypton {
     pub fn new() -> Self {
-        Krypton { dir: tempfile::tempdir().unwrap(), global: Vec::new() }
+        Krypton {
+            dir: tempfile::tempdir().unwrap(),
+            global: Vec::new(),
+        }
     }
 
     /// Runs `krypton --data-dir D --json ARGS` with `stdin`.
     pub fn run(&self, args: &[&str], stdin: &str) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_krypton"));
-        cmd.arg("--data-dir").arg(self.dir.path()).arg("--json").args(&self.global).args(args);
-        cmd.env("KRYPTON_KEYSTORE", "keyutils").env_remove("KRYPTON_NETWORK");
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("--json")
+            .args(&self.global)
+            .args(args);
+        cmd.env("KRYPTON_KEYSTORE", "keyutils")
+            .env_remove("KRYPTON_NETWORK");
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("run krypton");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         Run {
             ok: out.status.success(),
@@ -116,7 +139,12 @@ impl Devnet {
     /// A second data dir (its own wallet) pointed at this devnet.
     pub fn client(&self) -> Krypton {
         let mut k = Krypton::new();
-        k.global = vec!["--network".into(), self.rpc(), "--contract".into(), self.contract()];
+        k.global = vec![
+            "--network".into(),
+            self.rpc(),
+            "--contract".into(),
+            self.contract(),
+        ];
         k
     }
 
@@ -127,7 +155,11 @@ impl Devnet {
 
     /// GAS of an address in datoshi.
     pub fn gas(&self, address: &str) -> i128 {
-        self.run(&["balance", address], "").ok()["GAS_datoshi"].as_str().unwrap().parse().unwrap()
+        self.run(&["balance", address], "").ok()["GAS_datoshi"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 }
 
@@ -142,13 +174,16 @@ pub fn neogo() -> PathBuf {
     if let Ok(p) = std::env::var("KRYPTON_NEOGO") {
         return p.into();
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache")
-    });
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
     cache.join("krypton/tools/neogo")
 }
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
