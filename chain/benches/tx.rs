@@ -11,12 +11,12 @@ use krypton_wallet::PrivateKey;
 
 fn report(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
-        "{name:<32} median {:>8.3} ms   min {:>8.3} ms   max {:>8.3} ms   (n={})",
-        ms(samples[samples.len() / 2]),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1]),
+        "{name:<32} median {:>9.1} µs   min {:>9.1} µs   max {:>9.1} µs   (n={})",
+        us(samples[samples.len() / 2]),
+        us(samples[0]),
+        us(samples[samples.len() - 1]),
         samples.len()
     );
 }

@@ -98,6 +98,19 @@ fn krypton_wallet_signs_in_neogo_and_transfers_balance_exactly() {
     assert!(fees > 0);
     assert_eq!(d.gas(&bob), bob0 + 1_5000_0000);
     assert_eq!(d.gas(&dave), 10_0000_0000 - 1_5000_0000 - fees);
+    // Failover: a dead endpoint first, the devnet second.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut f = Krypton::new();
+    f.global = vec!["--network".into(), format!("http://{dead},{}", d.rpc())];
+    let r = f.run(&["balance", &bob], "").ok();
+    assert_eq!(
+        r["GAS_datoshi"].as_str().unwrap().parse::<i128>().unwrap(),
+        bob0 + 1_5000_0000
+    );
+    assert_eq!(r["rpc"], d.rpc().as_str());
     let hist = k.run(&["history"], "").ok();
     assert!(
         hist["transfers"]
