@@ -995,4 +995,32 @@ pub(crate) mod tests {
             Nep6Error::KeyMismatch { .. }
         ));
     }
+
+    /// Deterministic byte mutations of a neo-go wallet: `from_json` returns errors, never panics.
+    #[test]
+    fn mutated_files_never_panic() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../../../shared/data/neo-n3-vectors.json")).unwrap();
+        let text = serde_json::to_string(&vectors["neogo_nep6_weak_scrypt"]["wallet"]).unwrap();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..5_000 {
+            let mut b = text.clone().into_bytes();
+            for _ in 0..(1 + next() % 3) {
+                let i = (next() as usize) % b.len();
+                let alphabet = b"{}[]\",:0123456789abcdefNn6P-\x00";
+                b[i] = alphabet[(next() as usize) % alphabet.len()];
+            }
+            if let Ok(s) = std::str::from_utf8(&b) {
+                let _ = Nep6Wallet::from_json(s);
+            }
+            let cut = (next() as usize) % text.len();
+            assert!(Nep6Wallet::from_json(&text[..cut]).is_err());
+        }
+    }
 }
