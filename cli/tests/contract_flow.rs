@@ -184,6 +184,10 @@ fn registry_flow_and_forbidden_cases() {
             (c.unregister_script(&h(&alice)), "not signed by the user"),
             (c.undeploy_script(&h(&pa)), "not signed by the provider"),
         ];
+        // findstorage sees both provider entries (prefix 0x10 ‖ provider → location).
+        let entries = rpc.find_storage(&c.hash, &[0x10]).await.unwrap();
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        assert!(entries.iter().any(|e| e.key[1..] == *h(&pa).as_bytes() && e.value == b"sip.provider-a.test:5060"));
         for (script, reason) in cases {
             match sender.build(script, &Account::single(&bob_key), 0).await {
                 Err(ChainError::WouldFault { reason: r }) => assert!(r.contains(reason), "{r}"),
@@ -204,6 +208,21 @@ fn registry_flow_and_forbidden_cases() {
     assert_eq!(
         d.run(&["contract", "info"], "").ok()["owner"],
         owner.as_str()
+    );
+
+    // A device key: set, query, clear.
+    let device = "033a4d051b04b7fc0230d2b1aaedfd5a84be279a5361a7358db665ad7857787f1b";
+    let r = as_(&alice, &["device-key", "set", "--key", device]).ok();
+    assert_eq!(r["events"][0]["event"], "DeviceKeyChanged");
+    assert_eq!(r["events"][0]["key"], device);
+    assert_eq!(d.run(&["query", "key", &alice], "").ok()["value"], device);
+    let e = as_(&alice, &["device-key", "set", "--key", "04abcd"]).err();
+    assert!(e.contains("public key"), "{e}");
+    let r = as_(&alice, &["device-key", "clear"]).ok();
+    assert_eq!(r["events"][0]["key"], Value::Null);
+    assert_eq!(
+        d.run(&["query", "key", &alice], "").ok()["value"],
+        Value::Null
     );
 
     // Unregister, undeploy, list.
