@@ -324,6 +324,19 @@ impl Keychain {
         self.entry
             .set_secret(json.as_bytes())
             .map_err(|e| map_err(self.kind, e))?;
+        // Read it back from the store: a keyutils store outside a session keyring can accept a
+        // write it will not return, and a wallet that silently vanishes is lost keys.
+        match self.entry.get_secret() {
+            Ok(stored) if stored == json.as_bytes() => {}
+            Ok(_) => {
+                return Err(KeychainError::Unavailable {
+                    kind: self.kind,
+                    message: "the keychain returned different bytes than were written".into(),
+                    hint: self.kind.hint(),
+                });
+            }
+            Err(e) => return Err(map_err(self.kind, e)),
+        }
         tracing::info!(kind = %self.kind, service = %self.service, accounts = checked.accounts().len(), "saved wallet to keychain");
         Ok(())
     }
