@@ -183,7 +183,10 @@ fn make_store(kind: KeystoreKind) -> Result<Arc<CredentialStore>, keyring_core::
     match kind {
         KeystoreKind::Mock => Ok(keyring_core::mock::Store::new()?),
         #[cfg(target_os = "linux")]
-        KeystoreKind::Keyutils => Ok(linux_keyutils_keyring_store::Store::new()?),
+        KeystoreKind::Keyutils => {
+            ensure_session_keyring()?;
+            Ok(linux_keyutils_keyring_store::Store::new()?)
+        }
         #[cfg(all(
             unix,
             not(any(target_os = "macos", target_os = "ios", target_os = "android"))
@@ -364,6 +367,21 @@ impl Keychain {
             Err(e) => Err(map_err(self.kind, e)),
         }
     }
+}
+
+/// Makes sure this process has a session keyring before the keyutils store looks it up.
+///
+/// Without a login session (no PAM session keyring) the store would resolve the shared user-session
+/// keyring for its searches, while its own link to the persistent keyring makes the kernel create a
+/// fresh per-process session keyring where new keys land: a wallet saved by one process was then
+/// invisible to the next. Joining a session keyring first makes both lookups the same keyring; the
+/// per-user persistent keyring linked into it carries the entry from one process to the next.
+#[cfg(target_os = "linux")]
+fn ensure_session_keyring() -> Result<(), keyring_core::Error> {
+    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    KeyRing::from_special_id(KeyRingIdentifier::Session, true)
+        .map(|_| ())
+        .map_err(|e| keyring_core::Error::NoStorageAccess(Box::new(e)))
 }
 
 fn map_err(kind: KeystoreKind, e: keyring_core::Error) -> KeychainError {
