@@ -115,6 +115,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     output::init_tracing();
     let out = Output::new(cli.json);
+    // Before the runtime starts its threads: they must all share one session keyring.
+    if let Err(e) = krypton_wallet::init_process_keyring() {
+        tracing::warn!(error = %e, "no session keyring: the keyutils keychain will not work");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

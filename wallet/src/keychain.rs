@@ -183,10 +183,7 @@ fn make_store(kind: KeystoreKind) -> Result<Arc<CredentialStore>, keyring_core::
     match kind {
         KeystoreKind::Mock => Ok(keyring_core::mock::Store::new()?),
         #[cfg(target_os = "linux")]
-        KeystoreKind::Keyutils => {
-            ensure_session_keyring()?;
-            Ok(linux_keyutils_keyring_store::Store::new()?)
-        }
+        KeystoreKind::Keyutils => Ok(linux_keyutils_keyring_store::Store::new()?),
         #[cfg(all(
             unix,
             not(any(target_os = "macos", target_os = "ios", target_os = "android"))
@@ -369,19 +366,28 @@ impl Keychain {
     }
 }
 
-/// Makes sure this process has a session keyring before the keyutils store looks it up.
+/// Gives the process a session keyring if it has none. Call it first thing in `main`, before any
+/// thread starts, when the keyutils store may be used (a no-op elsewhere).
 ///
-/// Without a login session (no PAM session keyring) the store would resolve the shared user-session
-/// keyring for its searches, while its own link to the persistent keyring makes the kernel create a
-/// fresh per-process session keyring where new keys land: a wallet saved by one process was then
-/// invisible to the next. Joining a session keyring first makes both lookups the same keyring; the
-/// per-user persistent keyring linked into it carries the entry from one process to the next.
-#[cfg(target_os = "linux")]
-fn ensure_session_keyring() -> Result<(), keyring_core::Error> {
-    use linux_keyutils::{KeyRing, KeyRingIdentifier};
-    KeyRing::from_special_id(KeyRingIdentifier::Session, true)
-        .map(|_| ())
-        .map_err(|e| keyring_core::Error::NoStorageAccess(Box::new(e)))
+/// Session keyrings are per-thread credentials, inherited only by threads created later. Without a
+/// login session (no PAM session keyring), the keyutils store's own link to the persistent keyring
+/// makes the kernel create a new session keyring for just the calling thread; an entry written from
+/// one thread (say a `spawn_blocking` worker) was then unreadable from another (EACCES) and missing
+/// for the next process. With one session keyring for every thread, entries land in it and in the
+/// per-user persistent keyring that carries them to the next process.
+pub fn init_process_keyring() -> Result<(), KeychainError> {
+    #[cfg(target_os = "linux")]
+    {
+        use linux_keyutils::{KeyRing, KeyRingIdentifier};
+        KeyRing::from_special_id(KeyRingIdentifier::Session, true).map_err(|e| {
+            KeychainError::Unavailable {
+                kind: KeystoreKind::Keyutils,
+                message: e.to_string(),
+                hint: KeystoreKind::Keyutils.hint(),
+            }
+        })?;
+    }
+    Ok(())
 }
 
 fn map_err(kind: KeystoreKind, e: keyring_core::Error) -> KeychainError {

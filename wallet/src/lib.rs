@@ -15,7 +15,7 @@ mod script;
 mod unlocked;
 
 pub use hash::{AddressError, ScriptHash, base58check_decode, base58check_encode, sha256};
-pub use keychain::{Keychain, KeychainError, KeystoreKind};
+pub use keychain::{Keychain, KeychainError, KeystoreKind, init_process_keyring};
 pub use keys::{KeyError, PrivateKey, PublicKey};
 pub use nep2::{
     Nep2Error, Nep2Flavor, ScryptParams, neo2_address, nep2_decrypt, nep2_decrypt_legacy_aware,
