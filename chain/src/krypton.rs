@@ -131,42 +131,39 @@ pub enum KryptonEvent {
 impl KryptonEvent {
     /// Decodes a notification; `None` when it is not a known KRYPTON event.
     pub fn from_notification(n: &Notification) -> Option<Result<Self, StackError>> {
-        let s = &n.state;
+        Self::decode(n).transpose()
+    }
+
+    fn decode(n: &Notification) -> Result<Option<Self>, StackError> {
         let arg = |i: usize| {
-            s.get(i)
+            n.state
+                .get(i)
                 .ok_or_else(|| StackError(format!("{} has too few arguments", n.event)))
         };
-        let decode = || -> Result<Self, StackError> {
-            Ok(match n.event.as_str() {
-                "ProviderDeployed" => KryptonEvent::ProviderDeployed {
-                    provider: arg(0)?.as_hash160()?,
-                    location: arg(1)?.as_string()?,
-                },
-                "ProviderUndeployed" => KryptonEvent::ProviderUndeployed {
-                    provider: arg(0)?.as_hash160()?,
-                },
-                "UserRegistered" => KryptonEvent::UserRegistered {
-                    user: arg(0)?.as_hash160()?,
-                    provider: arg(1)?.as_hash160()?,
-                    uuid: arg(2)?.as_string()?,
-                },
-                "UserUnregistered" => KryptonEvent::UserUnregistered {
-                    user: arg(0)?.as_hash160()?,
-                },
-                "DeviceKeyChanged" => KryptonEvent::DeviceKeyChanged {
-                    user: arg(0)?.as_hash160()?,
-                    key: arg(1)?.optional(|k| {
-                        PublicKey::from_bytes(k.as_bytes()?).map_err(|e| StackError(e.to_string()))
-                    })?,
-                },
-                _ => unreachable!("filtered below"),
-            })
-        };
-        match n.event.as_str() {
-            "ProviderDeployed" | "ProviderUndeployed" | "UserRegistered" | "UserUnregistered"
-            | "DeviceKeyChanged" => Some(decode()),
-            _ => None,
-        }
+        Ok(Some(match n.event.as_str() {
+            "ProviderDeployed" => KryptonEvent::ProviderDeployed {
+                provider: arg(0)?.as_hash160()?,
+                location: arg(1)?.as_string()?,
+            },
+            "ProviderUndeployed" => KryptonEvent::ProviderUndeployed {
+                provider: arg(0)?.as_hash160()?,
+            },
+            "UserRegistered" => KryptonEvent::UserRegistered {
+                user: arg(0)?.as_hash160()?,
+                provider: arg(1)?.as_hash160()?,
+                uuid: arg(2)?.as_string()?,
+            },
+            "UserUnregistered" => KryptonEvent::UserUnregistered {
+                user: arg(0)?.as_hash160()?,
+            },
+            "DeviceKeyChanged" => KryptonEvent::DeviceKeyChanged {
+                user: arg(0)?.as_hash160()?,
+                key: arg(1)?.optional(|k| {
+                    PublicKey::from_bytes(k.as_bytes()?).map_err(|e| StackError(e.to_string()))
+                })?,
+            },
+            _ => return Ok(None),
+        }))
     }
 }
 

@@ -180,26 +180,91 @@ fn bad(method: &str, reason: impl Into<String>) -> RpcError {
     }
 }
 
-fn parse_i64(v: &Value, method: &str, field: &str) -> Result<i64, RpcError> {
-    match v.get(field) {
-        Some(Value::String(s)) => s
-            .parse()
-            .map_err(|_| bad(method, format!("{field} is not a number"))),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .ok_or_else(|| bad(method, format!("{field} out of range"))),
-        _ => Err(bad(method, format!("missing {field}"))),
-    }
+/// Reads the fields of one JSON object in a node's reply; errors name the RPC method.
+#[derive(Clone, Copy)]
+struct Reply<'a> {
+    v: &'a Value,
+    method: &'static str,
 }
 
-fn parse_stack(v: &Value, method: &str) -> Result<Vec<StackItem>, RpcError> {
-    match v.get("stack") {
-        Some(Value::Array(items)) => items
-            .iter()
+impl<'a> Reply<'a> {
+    fn new(v: &'a Value, method: &'static str) -> Self {
+        Reply { v, method }
+    }
+
+    fn str(self, field: &str) -> Option<&'a str> {
+        self.v.get(field).and_then(Value::as_str)
+    }
+
+    /// A string field, empty when absent.
+    fn text(self, field: &str) -> String {
+        self.str(field).unwrap_or_default().to_string()
+    }
+
+    /// An unsigned number field, 0 when absent.
+    fn u64(self, field: &str) -> u64 {
+        self.v.get(field).and_then(Value::as_u64).unwrap_or(0)
+    }
+
+    /// An integer sent as a string or a number (fees, GAS amounts).
+    fn int<T: std::str::FromStr>(self, field: &str) -> Result<T, RpcError> {
+        let s = match self.v.get(field) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(bad(self.method, format!("missing {field}"))),
+        };
+        s.parse()
+            .map_err(|_| bad(self.method, format!("{field} is not an integer")))
+    }
+
+    /// A `0x…` script hash.
+    fn hash(self, field: &str) -> Result<ScriptHash, RpcError> {
+        self.str(field)
+            .and_then(|s| ScriptHash::from_hex(s).ok())
+            .ok_or_else(|| bad(self.method, format!("bad {field}")))
+    }
+
+    /// Base64 bytes.
+    fn bytes(self, field: &str) -> Result<Vec<u8>, RpcError> {
+        self.str(field)
+            .and_then(|s| B64.decode(s).ok())
+            .ok_or_else(|| bad(self.method, format!("bad {field}")))
+    }
+
+    /// The objects of an array field (none when absent).
+    fn items(self, field: &str) -> impl Iterator<Item = Reply<'a>> + 'a {
+        let method = self.method;
+        self.v
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(move |v| Reply { v, method })
+    }
+
+    /// A stack item field.
+    fn stack_item(self, field: &str) -> Result<Option<StackItem>, RpcError> {
+        self.v
+            .get(field)
             .map(StackItem::from_json)
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad(method, e.to_string())),
-        _ => Ok(Vec::new()),
+            .transpose()
+            .map_err(|e| bad(self.method, e.to_string()))
+    }
+
+    /// The `stack` array (empty when absent).
+    fn stack(self) -> Result<Vec<StackItem>, RpcError> {
+        self.items("stack")
+            .map(|r| StackItem::from_json(r.v).map_err(|e| bad(self.method, e.to_string())))
+            .collect()
+    }
+
+    fn invocation(self) -> Result<Invocation, RpcError> {
+        Ok(Invocation {
+            state: self.text("state"),
+            gas_consumed: self.int("gasconsumed")?,
+            exception: self.str("exception").map(str::to_string),
+            stack: self.stack()?,
+        })
     }
 }
 
@@ -326,7 +391,7 @@ impl RpcClient {
                 json!([contract.to_hex(), method, args, signers]),
             )
             .await?;
-        Self::parse_invocation(&v, "invokefunction")
+        Reply::new(&v, "invokefunction").invocation()
     }
 
     /// `invokescript` (test mode).
@@ -339,23 +404,7 @@ impl RpcClient {
         let v = self
             .call("invokescript", json!([B64.encode(script), signers]))
             .await?;
-        Self::parse_invocation(&v, "invokescript")
-    }
-
-    fn parse_invocation(v: &Value, method: &str) -> Result<Invocation, RpcError> {
-        Ok(Invocation {
-            state: v
-                .get("state")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            gas_consumed: parse_i64(v, method, "gasconsumed")?,
-            exception: v
-                .get("exception")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            stack: parse_stack(v, method)?,
-        })
+        Reply::new(&v, "invokescript").invocation()
     }
 
     /// `calculatenetworkfee` for a transaction whose witnesses have the right shape.
@@ -363,7 +412,7 @@ impl RpcClient {
         let v = self
             .call("calculatenetworkfee", json!([B64.encode(tx.to_bytes())]))
             .await?;
-        parse_i64(&v, "calculatenetworkfee", "networkfee")
+        Reply::new(&v, "calculatenetworkfee").int("networkfee")
     }
 
     /// `sendrawtransaction`; returns the txid the node computed.
@@ -371,8 +420,8 @@ impl RpcClient {
         let v = self
             .call("sendrawtransaction", json!([B64.encode(tx.to_bytes())]))
             .await?;
-        v.get("hash")
-            .and_then(Value::as_str)
+        Reply::new(&v, "sendrawtransaction")
+            .str("hash")
             .map(str::to_string)
             .ok_or_else(|| bad("sendrawtransaction", "no hash"))
     }
@@ -392,53 +441,28 @@ impl RpcClient {
             Err(e) => return Err(e),
         };
         let m = "getapplicationlog";
-        let exec = v
-            .get("executions")
-            .and_then(Value::as_array)
-            .and_then(|e| e.first())
+        let exec = Reply::new(&v, m)
+            .items("executions")
+            .next()
             .ok_or_else(|| bad(m, "no executions"))?;
         let mut notifications = Vec::new();
-        for n in exec
-            .get("notifications")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let contract = n
-                .get("contract")
-                .and_then(Value::as_str)
-                .and_then(|s| ScriptHash::from_hex(s).ok())
-                .ok_or_else(|| bad(m, "notification without contract"))?;
-            let event = n
-                .get("eventname")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let state = match n.get("state") {
-                Some(s) => match StackItem::from_json(s).map_err(|e| bad(m, e.to_string()))? {
-                    StackItem::Array(a) => a,
-                    other => vec![other],
-                },
+        for n in exec.items("notifications") {
+            let state = match n.stack_item("state")? {
+                Some(StackItem::Array(a)) => a,
+                Some(other) => vec![other],
                 None => Vec::new(),
             };
             notifications.push(Notification {
-                contract,
-                event,
+                contract: n.hash("contract")?,
+                event: n.text("eventname"),
                 state,
             });
         }
         Ok(Some(ApplicationLog {
-            vm_state: exec
-                .get("vmstate")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            exception: exec
-                .get("exception")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            gas_consumed: parse_i64(exec, m, "gasconsumed")?,
-            stack: parse_stack(exec, m)?,
+            vm_state: exec.text("vmstate"),
+            exception: exec.str("exception").map(str::to_string),
+            gas_consumed: exec.int("gasconsumed")?,
+            stack: exec.stack()?,
             notifications,
         }))
     }
@@ -458,38 +482,18 @@ impl RpcClient {
     ) -> Result<Vec<Nep17Balance>, RpcError> {
         let m = "getnep17balances";
         let v = self.call(m, json!([account.to_address()])).await?;
-        let mut out = Vec::new();
-        for b in v
-            .get("balance")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let asset = b
-                .get("assethash")
-                .and_then(Value::as_str)
-                .and_then(|s| ScriptHash::from_hex(s).ok())
-                .ok_or_else(|| bad(m, "bad assethash"))?;
-            let amount = b
-                .get("amount")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| bad(m, "bad amount"))?;
-            out.push(Nep17Balance {
-                asset,
-                symbol: b.get("symbol").and_then(Value::as_str).map(str::to_string),
-                decimals: b
-                    .get("decimals")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok()),
-                amount,
-                last_updated_block: b
-                    .get("lastupdatedblock")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-            });
-        }
-        Ok(out)
+        Reply::new(&v, m)
+            .items("balance")
+            .map(|b| {
+                Ok(Nep17Balance {
+                    asset: b.hash("assethash")?,
+                    symbol: b.str("symbol").map(str::to_string),
+                    decimals: b.int("decimals").ok(),
+                    amount: b.int("amount")?,
+                    last_updated_block: b.u64("lastupdatedblock"),
+                })
+            })
+            .collect()
     }
 
     /// `getnep17transfers` of an address, from `since_ms` (Unix ms) until now.
@@ -514,29 +518,14 @@ impl RpcClient {
             .await?;
         let mut out = Vec::new();
         for (field, received) in [("sent", false), ("received", true)] {
-            for t in v.get(field).and_then(Value::as_array).into_iter().flatten() {
+            for t in Reply::new(&v, m).items(field) {
                 out.push(Nep17Transfer {
-                    timestamp_ms: t.get("timestamp").and_then(Value::as_u64).unwrap_or(0),
-                    asset: t
-                        .get("assethash")
-                        .and_then(Value::as_str)
-                        .and_then(|s| ScriptHash::from_hex(s).ok())
-                        .ok_or_else(|| bad(m, "bad assethash"))?,
-                    counterparty: t
-                        .get("transferaddress")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                    amount: t
-                        .get("amount")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse().ok())
-                        .ok_or_else(|| bad(m, "bad amount"))?,
-                    block: t.get("blockindex").and_then(Value::as_u64).unwrap_or(0),
-                    tx_hash: t
-                        .get("txhash")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
+                    timestamp_ms: t.u64("timestamp"),
+                    asset: t.hash("assethash")?,
+                    counterparty: t.str("transferaddress").map(str::to_string),
+                    amount: t.int("amount")?,
+                    block: t.u64("blockindex"),
+                    tx_hash: t.text("txhash"),
                     received,
                 });
             }
@@ -577,21 +566,10 @@ impl RpcClient {
             let v = self
                 .call(m, json!([contract.to_hex(), B64.encode(prefix), start]))
                 .await?;
-            for r in v
-                .get("results")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let dec = |f: &str| {
-                    r.get(f)
-                        .and_then(Value::as_str)
-                        .and_then(|s| B64.decode(s).ok())
-                        .ok_or_else(|| bad(m, format!("bad {f}")))
-                };
+            for r in Reply::new(&v, m).items("results") {
                 out.push(StorageEntry {
-                    key: dec("key")?,
-                    value: dec("value")?,
+                    key: r.bytes("key")?,
+                    value: r.bytes("value")?,
                 });
             }
             if v.get("truncated").and_then(Value::as_bool) != Some(true) {
@@ -622,6 +600,30 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("cannot reach"), "{msg}");
         assert_eq!(msg.matches("http://127.0.0.1").count(), 2, "{msg}");
+    }
+
+    #[test]
+    fn replies_are_read_and_bad_fields_name_the_method() {
+        // The shape neo-go 0.116 answers getnep17balances with.
+        let v = json!({"balance": [
+            {"assethash": "0xd2a4cff31913016155e38e474a2c06d08be276cf", "symbol": "GAS",
+             "decimals": "8", "amount": "99982073620", "lastupdatedblock": 47},
+            {"assethash": "nope", "amount": "1"}
+        ]});
+        let items: Vec<Reply> = Reply::new(&v, "getnep17balances")
+            .items("balance")
+            .collect();
+        assert_eq!(items[0].hash("assethash").unwrap(), crate::nep17::GAS);
+        assert_eq!(items[0].int::<i128>("amount").unwrap(), 99_982_073_620);
+        assert_eq!(items[0].int::<u32>("decimals").unwrap(), 8);
+        assert_eq!(items[0].u64("lastupdatedblock"), 47);
+        let e = items[1].hash("assethash").unwrap_err().to_string();
+        assert!(
+            e.contains("getnep17balances") && e.contains("assethash"),
+            "{e}"
+        );
+        assert!(items[1].int::<i64>("gasconsumed").is_err());
+        assert_eq!(Reply::new(&v, "x").items("missing").count(), 0);
     }
 
     #[test]

@@ -318,21 +318,15 @@ impl<'c> Sender<'c> {
             system_fee: tx.system_fee,
             network_fee: tx.network_fee,
         });
-        match self.rpc.send_raw_transaction(tx).await {
-            Ok(_) => {}
-            Err(RpcError::Node { message, .. })
-                if message.to_lowercase().contains("insufficient funds") =>
+        if let Err(e) = self.rpc.send_raw_transaction(tx).await {
+            // The node's "insufficient funds" names no figures: say how much is needed and held.
+            if let (RpcError::Node { message, .. }, Some(payer)) = (&e, tx.signers.first())
+                && message.to_lowercase().contains("insufficient funds")
             {
-                return Err(ChainError::InsufficientGas {
-                    account: tx.signers[0].account.to_address(),
-                    needed: crate::nep17::format_amount(
-                        (tx.system_fee + tx.network_fee) as i128,
-                        8,
-                    ),
-                    available: "less".into(),
-                });
+                self.check_gas(payer.account, tx.system_fee + tx.network_fee)
+                    .await?;
             }
-            Err(e) => return Err(e.into()),
+            return Err(e.into());
         }
         progress(Progress::Submitted {
             txid: txid.clone(),
