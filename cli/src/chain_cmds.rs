@@ -4,7 +4,7 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::Subcommand;
 use krypton_chain::krypton::{KryptonEvent, QueryKind, QueryValue};
 use krypton_chain::nep17::{self, Asset};
-use krypton_chain::{Account, Progress, Sender, TxOutcome};
+use krypton_chain::{Account, ChainError, Progress, Sender, TxOutcome};
 use krypton_wallet::{PublicKey, ScriptHash};
 use serde_json::{Value, json};
 
@@ -61,21 +61,16 @@ fn address_arg(s: &str) -> anyhow::Result<ScriptHash> {
     ScriptHash::parse_any(s).with_context(|| format!("{s:?} is not a valid N3 address"))
 }
 
-/// The address to read: the argument, else the wallet's default account.
+/// The address to read: the argument, else `--account`, else the wallet's default account.
 async fn target_address(ctx: &Context, address: Option<String>) -> anyhow::Result<ScriptHash> {
-    match address {
-        Some(a) => address_arg(&a),
-        None => {
-            let w = ctx.wallet().await?;
-            let acc = match &ctx.account {
-                Some(a) => return address_arg(a),
-                None => w
-                    .default_account()
-                    .ok_or_else(|| anyhow!("the wallet has no account; pass an address"))?,
-            };
-            Ok(acc.script_hash())
-        }
+    if let Some(a) = address.as_ref().or(ctx.account.as_ref()) {
+        return address_arg(a);
     }
+    let w = ctx.wallet().await?;
+    let acc = w
+        .default_account()
+        .ok_or_else(|| anyhow!("the wallet has no account; pass an address"))?;
+    Ok(acc.script_hash())
 }
 
 /// `balance [ADDRESS]`. A failed read is an error, never a zero.
@@ -133,69 +128,67 @@ pub async fn history(ctx: &Context, address: Option<String>, out: &Output) -> an
     Ok(())
 }
 
-fn progress_printer(out: &Output) -> impl FnMut(Progress) + '_ {
-    move |p| {
-        match p {
-        Progress::Signed { txid, system_fee, network_fee } => out.progress(
-            json!({"state": "signed", "txid": txid, "system_fee": gas(system_fee), "network_fee": gas(network_fee)}),
-        ),
-        Progress::Submitted { txid, valid_until_block } => {
-            out.progress(json!({"state": "submitted", "txid": txid, "valid_until_block": valid_until_block}))
-        }
-        Progress::Included { txid, block } => out.progress(json!({"state": "included", "txid": txid, "block": block})),
-        Progress::Executed { txid, vm_state } => out.progress(json!({"state": "executed", "txid": txid, "vm_state": vm_state})),
-    }
-    }
-}
-
-/// Signs `script` with the selected account and waits for it.
+/// Signs a transaction with the selected account (`--account` or the default) and waits for it.
+///
+/// `make` builds the script for the signer's script hash and says how much GAS the script itself
+/// moves out of the account (for the balance check).
 async fn sign_and_send(
     ctx: &Context,
-    script: Vec<u8>,
-    extra_gas: i64,
     out: &Output,
+    make: impl FnOnce(&ScriptHash) -> (Vec<u8>, i64),
 ) -> anyhow::Result<(ScriptHash, TxOutcome)> {
     let w = ctx.wallet().await?;
     let acc = ctx.signing_account(&w)?;
     let script_v = acc
         .verification_script()
         .ok_or_else(|| anyhow!("{} has no verification script", acc.address()))?;
-    let address = acc.address().to_string();
+    let (script, extra_gas) = make(&acc.script_hash());
     let rpc = ctx.rpc()?;
     // Connect first: an unreachable node is reported before asking for the password.
     let sender = Sender::connect(&rpc).await?;
     out.note("unlocking the key (scrypt)…");
-    let key = ctx.signing_key(&w, &address).await?;
+    let key = ctx.signing_key(&w, acc.address()).await?;
     let account = Account::with_script(script_v, vec![&key]);
-    let mut p = progress_printer(out);
-    let outcome = sender.invoke(script, &account, extra_gas, &mut p).await?;
+    let mut progress = |p: Progress| out.tx_progress(&p);
+    let outcome = sender
+        .invoke(script, &account, extra_gas, &mut progress)
+        .await?;
     Ok((account.script_hash(), outcome))
 }
 
-fn tx_json(o: &TxOutcome) -> Value {
-    json!({"txid": o.txid, "block": o.block, "vm_state": o.log.vm_state, "fees": gas(o.fees()),
-           "fees_datoshi": o.fees().to_string(), "system_fee": gas(o.system_fee), "network_fee": gas(o.network_fee)})
-}
-
-fn merge(mut a: Value, b: Value) -> Value {
-    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
-        a.extend(b);
+/// A transaction's result: id, block, fees, `fields`, and the KRYPTON events of `contract`.
+fn tx_result(o: &TxOutcome, contract: Option<&ScriptHash>, fields: Value) -> Value {
+    let mut v = json!({
+        "txid": o.txid,
+        "block": o.block,
+        "vm_state": o.log.vm_state,
+        "fees": gas(o.fees()),
+        "fees_datoshi": o.fees().to_string(),
+        "system_fee": gas(o.system_fee),
+        "network_fee": gas(o.network_fee),
+    });
+    let obj = v.as_object_mut().expect("object literal");
+    if let Value::Object(f) = fields {
+        obj.extend(f);
     }
-    a
+    if let Some(c) = contract {
+        obj.insert("events".into(), events_json(c, o));
+    }
+    v
 }
 
 /// Events of the KRYPTON contract in a transaction.
-fn events_json(ctx_contract: &ScriptHash, o: &TxOutcome) -> Value {
+fn events_json(contract: &ScriptHash, o: &TxOutcome) -> Value {
     let evs: Vec<Value> = o
         .log
         .notifications
         .iter()
-        .filter(|n| n.contract == *ctx_contract)
+        .filter(|n| n.contract == *contract)
         .filter_map(KryptonEvent::from_notification)
         .filter_map(Result::ok)
         .map(event_json)
         .collect();
-    json!({ "events": evs })
+    Value::Array(evs)
 }
 
 fn event_json(e: KryptonEvent) -> Value {
@@ -234,45 +227,48 @@ pub async fn send(
         Asset::parse(asset).ok_or_else(|| anyhow!("unknown asset {asset:?}: use GAS or NEO"))?;
     let to_h = address_arg(to)?;
     let value = nep17::parse_amount(amount, asset)?;
-    let w = ctx.wallet().await?;
-    let from = ctx.signing_account(&w)?.script_hash();
-    let script = nep17::transfer_script(&asset.hash(), &from, &to_h, value);
-    let extra = if asset == Asset::Gas { value as i64 } else { 0 };
-    let (from, o) = match sign_and_send(ctx, script, extra, out).await {
-        Err(e) if format!("{e:#}").contains("ASSERT") => bail!(
-            "the transfer was refused: {} does not hold {amount} {} (check `krypton balance`)",
-            from.to_address(),
-            asset.symbol()
-        ),
+    let moved_gas = if asset == Asset::Gas { value as i64 } else { 0 };
+    let sent = sign_and_send(ctx, out, |from| {
+        (
+            nep17::transfer_script(&asset.hash(), from, &to_h, value),
+            moved_gas,
+        )
+    })
+    .await;
+    let (from, o) = match sent {
+        // GAS is checked before invoking; a NEO transfer the account cannot cover fails the ASSERT.
+        Err(e) if matches!(e.downcast_ref::<ChainError>(), Some(ChainError::WouldFault { reason }) if reason.contains("ASSERT")) =>
+        {
+            bail!(
+                "the transfer was refused: the account does not hold {amount} {} (check `krypton balance`)",
+                asset.symbol()
+            )
+        }
         r => r?,
     };
-    out.result(merge(
-        tx_json(&o),
-        json!({"from": from.to_address(), "to": to_h.to_address(), "amount": nep17::format_amount(value, asset.decimals()), "asset": asset.symbol()}),
-    ));
+    let fields = json!({
+        "from": from.to_address(),
+        "to": to_h.to_address(),
+        "amount": nep17::format_amount(value, asset.decimals()),
+        "asset": asset.symbol(),
+    });
+    out.result(tx_result(&o, None, fields));
     Ok(())
 }
 
 /// `provider deploy|undeploy`.
 pub async fn provider(ctx: &Context, cmd: ProviderCmd, out: &Output) -> anyhow::Result<()> {
     let c = ctx.contract()?;
-    let w = ctx.wallet().await?;
-    let me = ctx.signing_account(&w)?.script_hash();
-    let (script, extra) = match &cmd {
-        ProviderCmd::Deploy { location } => (
-            c.deploy_script(&me, location),
-            json!({"location": location}),
-        ),
-        ProviderCmd::Undeploy => (c.undeploy_script(&me), json!({})),
-    };
-    let (_, o) = sign_and_send(ctx, script, 0, out).await?;
-    out.result(merge(
-        merge(
-            merge(tx_json(&o), json!({"provider": me.to_address()})),
-            extra,
-        ),
-        events_json(&c.hash, &o),
-    ));
+    let (me, o) = sign_and_send(ctx, out, |me| match &cmd {
+        ProviderCmd::Deploy { location } => (c.deploy_script(me, location), 0),
+        ProviderCmd::Undeploy => (c.undeploy_script(me), 0),
+    })
+    .await?;
+    let mut fields = json!({"provider": me.to_address()});
+    if let ProviderCmd::Deploy { location } = &cmd {
+        fields["location"] = json!(location);
+    }
+    out.result(tx_result(&o, Some(&c.hash), fields));
     Ok(())
 }
 
@@ -286,28 +282,20 @@ pub async fn register(
     let c = ctx.contract()?;
     let p = address_arg(provider)?;
     let uuid = uuid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let w = ctx.wallet().await?;
-    let me = ctx.signing_account(&w)?.script_hash();
-    let (_, o) = sign_and_send(ctx, c.register_script(&me, &p, &uuid), 0, out).await?;
-    out.result(merge(
-        merge(
-            tx_json(&o),
-            json!({"user": me.to_address(), "provider": p.to_address(), "uuid": uuid}),
-        ),
-        events_json(&c.hash, &o),
-    ));
+    let (me, o) = sign_and_send(ctx, out, |me| (c.register_script(me, &p, &uuid), 0)).await?;
+    let fields = json!({"user": me.to_address(), "provider": p.to_address(), "uuid": uuid});
+    out.result(tx_result(&o, Some(&c.hash), fields));
     Ok(())
 }
 
 /// `unregister`.
 pub async fn unregister(ctx: &Context, out: &Output) -> anyhow::Result<()> {
     let c = ctx.contract()?;
-    let w = ctx.wallet().await?;
-    let me = ctx.signing_account(&w)?.script_hash();
-    let (_, o) = sign_and_send(ctx, c.unregister_script(&me), 0, out).await?;
-    out.result(merge(
-        merge(tx_json(&o), json!({"user": me.to_address()})),
-        events_json(&c.hash, &o),
+    let (me, o) = sign_and_send(ctx, out, |me| (c.unregister_script(me), 0)).await?;
+    out.result(tx_result(
+        &o,
+        Some(&c.hash),
+        json!({"user": me.to_address()}),
     ));
     Ok(())
 }
@@ -347,19 +335,22 @@ pub async fn providers(ctx: &Context, out: &Output) -> anyhow::Result<()> {
 /// `device-key set|clear`.
 pub async fn device_key(ctx: &Context, cmd: DeviceKeyCmd, out: &Output) -> anyhow::Result<()> {
     let c = ctx.contract()?;
-    let w = ctx.wallet().await?;
-    let me = ctx.signing_account(&w)?.script_hash();
-    let script = match &cmd {
-        DeviceKeyCmd::Set { key } => {
-            let k = PublicKey::from_hex(key).with_context(|| format!("{key:?}"))?;
-            c.set_device_key_script(&me, &k)
-        }
-        DeviceKeyCmd::Clear => c.clear_device_key_script(&me),
+    let key = match &cmd {
+        DeviceKeyCmd::Set { key } => Some(
+            PublicKey::from_hex(key)
+                .with_context(|| format!("--key {key:?} is not a compressed public key"))?,
+        ),
+        DeviceKeyCmd::Clear => None,
     };
-    let (_, o) = sign_and_send(ctx, script, 0, out).await?;
-    out.result(merge(
-        merge(tx_json(&o), json!({"user": me.to_address()})),
-        events_json(&c.hash, &o),
+    let (me, o) = sign_and_send(ctx, out, |me| match &key {
+        Some(k) => (c.set_device_key_script(me, k), 0),
+        None => (c.clear_device_key_script(me), 0),
+    })
+    .await?;
+    out.result(tx_result(
+        &o,
+        Some(&c.hash),
+        json!({"user": me.to_address()}),
     ));
     Ok(())
 }
@@ -379,11 +370,9 @@ pub async fn contract(ctx: &Context, cmd: ContractCmd, out: &Output) -> anyhow::
                 std::fs::read(&nef).with_context(|| format!("cannot read {}", nef.display()))?;
             let m = std::fs::read_to_string(&manifest)
                 .with_context(|| format!("cannot read {}", manifest.display()))?;
-            let (_, o) = sign_and_send(ctx, c.update_script(&nef_b, &m), 0, out).await?;
-            out.result(merge(
-                tx_json(&o),
-                json!({"contract": c.hash.to_hex(), "updated": true}),
-            ));
+            let (_, o) = sign_and_send(ctx, out, |_| (c.update_script(&nef_b, &m), 0)).await?;
+            let fields = json!({"contract": c.hash.to_hex(), "updated": true});
+            out.result(tx_result(&o, None, fields));
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use krypton_chain::krypton::{KryptonContract, contract_deployment_script, contra
 use krypton_chain::nep17::{self, Asset};
 use krypton_chain::script::ScriptBuilder;
 use krypton_chain::{Account, Progress, RpcClient, Sender};
-use krypton_wallet::{Nep6Wallet, PrivateKey, ScriptHash, VerificationScript};
+use krypton_wallet::{Nep6Wallet, PrivateKey, PublicKey, ScriptHash, VerificationScript};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -241,20 +241,36 @@ fn new_wallet_file(path: &Path, keys: &[(&str, &PrivateKey)]) -> anyhow::Result<
     Ok(out)
 }
 
-fn load_key(path: &Path, address: &str) -> anyhow::Result<PrivateKey> {
-    let w = Nep6Wallet::from_json(
-        &std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?,
-    )?;
-    Ok(w.decrypt_account(address, DEVNET_PASSWORD)?)
+fn read_wallet(path: &Path) -> anyhow::Result<Nep6Wallet> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Nep6Wallet::from_json(&text).with_context(|| format!("{} is corrupt", path.display()))
 }
 
-fn validator_key(dir: &Path) -> anyhow::Result<PrivateKey> {
-    let w = Nep6Wallet::from_json(&std::fs::read_to_string(dir.join("validator.json"))?)?;
-    let a = w
+/// Decrypts one devnet key (scrypt, off the async runtime); `None` = the file's default account.
+async fn devnet_key(path: PathBuf, address: Option<String>) -> anyhow::Result<PrivateKey> {
+    tokio::task::spawn_blocking(move || {
+        let w = read_wallet(&path)?;
+        let address = match address {
+            Some(a) => a,
+            None => w
+                .default_account()
+                .ok_or_else(|| anyhow!("{} has no account", path.display()))?
+                .address()
+                .to_string(),
+        };
+        Ok(w.decrypt_account(&address, DEVNET_PASSWORD)?)
+    })
+    .await?
+}
+
+/// The validator's public key, read from its verification script (no decryption).
+fn validator_public_key(dir: &Path) -> anyhow::Result<PublicKey> {
+    read_wallet(&dir.join("validator.json"))?
         .default_account()
-        .ok_or_else(|| anyhow!("validator.json has no account"))?;
-    Ok(w.decrypt_account(a.address(), DEVNET_PASSWORD)?)
+        .and_then(|a| a.verification_script())
+        .and_then(|s| s.single_key())
+        .ok_or_else(|| anyhow!("validator.json has no single-signature account"))
 }
 
 fn protocol_yml(dir: &Path, st: &DevnetState, validator: &str) -> String {
@@ -336,7 +352,8 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
             let named: Vec<(&str, &PrivateKey)> =
                 NAMED_ACCOUNTS.iter().copied().zip(keys.iter()).collect();
             let accounts = new_wallet_file(&dir.join("accounts.json"), &named)?;
-            let magic = 0x4b52_0000 | (rand_u16() as u32);
+            let magic =
+                0x4b52_0000 | (rand_core::RngCore::next_u32(&mut rand_core::OsRng) & 0xffff);
             DevnetState {
                 rpc_port: 0,
                 magic,
@@ -366,7 +383,7 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
             );
         }
         st.save(dir)?;
-        let validator = validator_key(dir)?.public_key().to_hex();
+        let validator = validator_public_key(dir)?.to_hex();
         let cfg = dir.join("protocol.yml");
         std::fs::write(&cfg, protocol_yml(dir, &st, &validator))?;
         start_node(dir, &cfg)?;
@@ -399,11 +416,11 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
             .iter()
             .find(|a| a.name == "owner")
             .ok_or_else(|| anyhow!("no owner account"))?;
-        let key = load_key(&dir.join("accounts.json"), &owner.address)?;
+        let key = devnet_key(dir.join("accounts.json"), Some(owner.address.clone())).await?;
         let manifest: serde_json::Value = serde_json::from_str(CONTRACT_MANIFEST)?;
         let script = contract_deployment_script(CONTRACT_NEF, &manifest.to_string());
         let sender = Sender::connect(&rpc).await?;
-        let mut p = |p: Progress| out.progress(json!({"deploy": format!("{p:?}")}));
+        let mut p = |p: Progress| out.tx_progress(&p);
         sender
             .invoke(script, &Account::single(&key), 0, &mut p)
             .await?;
@@ -429,12 +446,6 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
         "pid": running_pid(dir),
     }));
     Ok(())
-}
-
-fn rand_u16() -> u16 {
-    let k = PrivateKey::generate();
-    let b = k.public_key().to_compressed();
-    u16::from_le_bytes([b[1], b[2]])
 }
 
 fn start_node(dir: &Path, cfg: &Path) -> anyhow::Result<()> {
@@ -496,7 +507,7 @@ async fn fund(
     transfers: &[(Asset, ScriptHash, i128)],
     out: &Output,
 ) -> anyhow::Result<krypton_chain::TxOutcome> {
-    let key = validator_key(dir)?;
+    let key = devnet_key(dir.join("validator.json"), None).await?;
     let script =
         VerificationScript::multisig(1, &[key.public_key()]).ok_or_else(|| anyhow!("multisig"))?;
     let committee = Account::with_script(script, vec![&key]);
@@ -506,7 +517,7 @@ async fn fund(
         nep17::append_transfer(&mut sb, &asset.hash(), &from, to, *amount);
     }
     let sender = Sender::connect(rpc).await?;
-    let mut p = |p: Progress| out.progress(json!({"fund": format!("{p:?}")}));
+    let mut p = |p: Progress| out.tx_progress(&p);
     Ok(sender
         .invoke(sb.into_bytes(), &committee, 0, &mut p)
         .await?)

@@ -1,6 +1,7 @@
 //! Printing results, progress and errors, as text or one JSON object per line.
 
-use serde_json::Value;
+use krypton_chain::Progress;
+use serde_json::{Value, json};
 
 /// Where results go: stdout (text or JSON lines); progress and logs go to stderr.
 pub struct Output {
@@ -30,6 +31,33 @@ impl Output {
             let parts: Vec<String> = o.iter().map(|(k, v)| format!("{k}={}", plain(v))).collect();
             eprintln!("… {}", parts.join(" "));
         }
+    }
+
+    /// Prints the progress of a transaction on stderr.
+    pub fn tx_progress(&self, p: &Progress) {
+        let gas = |v: i64| krypton_chain::nep17::format_amount(v as i128, 8);
+        self.progress(match p {
+            Progress::Signed {
+                txid,
+                system_fee,
+                network_fee,
+            } => json!({
+                "state": "signed", "txid": txid,
+                "system_fee": gas(*system_fee), "network_fee": gas(*network_fee),
+            }),
+            Progress::Submitted {
+                txid,
+                valid_until_block,
+            } => {
+                json!({"state": "submitted", "txid": txid, "valid_until_block": valid_until_block})
+            }
+            Progress::Included { txid, block } => {
+                json!({"state": "included", "txid": txid, "block": block})
+            }
+            Progress::Executed { txid, vm_state } => {
+                json!({"state": "executed", "txid": txid, "vm_state": vm_state})
+            }
+        });
     }
 
     /// Prints a human note on stderr (nothing in JSON mode).
