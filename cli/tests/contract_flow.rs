@@ -15,7 +15,7 @@ fn snapshot(d: &Devnet, users: &[&str]) -> Vec<Value> {
     let mut out = vec![d.run(&["providers"], "").ok()];
     for u in users {
         for q in ["uuid", "provider", "location"] {
-            out.push(d.run(&["query", q, u], "").ok()["value"].clone());
+            out.push(d.query(q, u));
         }
     }
     out
@@ -86,36 +86,18 @@ fn registry_flow_and_forbidden_cases() {
     let uuid = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
     let r = as_(&alice, &["register", "--provider", &pa, "--uuid", uuid]).ok();
     assert_eq!(r["events"][0]["event"], "UserRegistered");
-    assert_eq!(d.run(&["query", "uuid", &alice], "").ok()["value"], uuid);
-    assert_eq!(
-        d.run(&["query", "provider", &alice], "").ok()["value"],
-        pa.as_str()
-    );
-    assert_eq!(
-        d.run(&["query", "location", &alice], "").ok()["value"],
-        "sip.provider-a.test:5060"
-    );
-    assert_eq!(
-        d.run(&["query", "uuid", &bob], "").ok()["value"],
-        Value::Null
-    );
+    assert_eq!(d.query("uuid", &alice), uuid);
+    assert_eq!(d.query("provider", &alice), pa.as_str());
+    assert_eq!(d.query("location", &alice), "sip.provider-a.test:5060");
+    assert_eq!(d.query("uuid", &bob), Value::Null);
 
     // Re-registering replaces provider and uuid.
     let r = as_(&alice, &["register", "--provider", &pb]).ok();
     let new_uuid = r["uuid"].as_str().unwrap().to_string();
     assert_ne!(new_uuid, uuid);
-    assert_eq!(
-        d.run(&["query", "provider", &alice], "").ok()["value"],
-        pb.as_str()
-    );
-    assert_eq!(
-        d.run(&["query", "uuid", &alice], "").ok()["value"],
-        new_uuid.as_str()
-    );
-    assert_eq!(
-        d.run(&["query", "location", &alice], "").ok()["value"],
-        "_sip._udp.provider-b.test"
-    );
+    assert_eq!(d.query("provider", &alice), pb.as_str());
+    assert_eq!(d.query("uuid", &alice), new_uuid.as_str());
+    assert_eq!(d.query("location", &alice), "_sip._udp.provider-b.test");
 
     // Forbidden cases: each fails with its reason; chain state and balances stay exactly as they were.
     let before = snapshot(&d, &[&alice, &bob]);
@@ -215,25 +197,18 @@ fn registry_flow_and_forbidden_cases() {
     let r = as_(&alice, &["device-key", "set", "--key", device]).ok();
     assert_eq!(r["events"][0]["event"], "DeviceKeyChanged");
     assert_eq!(r["events"][0]["key"], device);
-    assert_eq!(d.run(&["query", "key", &alice], "").ok()["value"], device);
+    assert_eq!(d.query("key", &alice), device);
     let e = as_(&alice, &["device-key", "set", "--key", "04abcd"]).err();
     assert!(e.contains("public key"), "{e}");
     let r = as_(&alice, &["device-key", "clear"]).ok();
     assert_eq!(r["events"][0]["key"], Value::Null);
-    assert_eq!(
-        d.run(&["query", "key", &alice], "").ok()["value"],
-        Value::Null
-    );
+    assert_eq!(d.query("key", &alice), Value::Null);
 
     // Unregister, undeploy, list.
     let r = as_(&alice, &["unregister"]).ok();
     assert_eq!(r["events"][0]["event"], "UserUnregistered");
     for q in ["uuid", "provider", "location"] {
-        assert_eq!(
-            d.run(&["query", q, &alice], "").ok()["value"],
-            Value::Null,
-            "{q} after unregister"
-        );
+        assert_eq!(d.query(q, &alice), Value::Null, "{q} after unregister");
     }
     let r = as_(&pa, &["provider", "undeploy"]).ok();
     assert_eq!(r["events"][0]["event"], "ProviderUndeployed");
@@ -311,8 +286,5 @@ fn devnet_up_is_idempotent_and_survives_a_restart() {
         up["height"].as_u64().unwrap() >= height,
         "the chain was not kept"
     );
-    assert_eq!(
-        d.run(&["query", "location", &alice], "").ok()["value"],
-        "10.0.0.1:5060"
-    );
+    assert_eq!(d.query("location", &alice), "10.0.0.1:5060");
 }

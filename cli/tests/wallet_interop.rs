@@ -122,26 +122,17 @@ fn krypton_wallet_signs_in_neogo_and_transfers_balance_exactly() {
     );
 
     // Not enough GAS for amount + fees, or for the amount alone: a clear error, nothing sent.
-    let e = k
-        .run(
-            &["--password-stdin", "send", "--to", &bob, "--amount", "8.35"],
-            "dave's pw\n",
+    let send = |amount: &str, password: &str| {
+        k.run(
+            &["--password-stdin", "send", "--to", &bob, "--amount", amount],
+            password,
         )
-        .err();
+    };
+    let e = send("8.35", "dave's pw\n").err();
     assert!(e.contains("not enough GAS"), "{e}");
-    let e = k
-        .run(
-            &["--password-stdin", "send", "--to", &bob, "--amount", "1000"],
-            "dave's pw\n",
-        )
-        .err();
+    let e = send("1000", "dave's pw\n").err();
     assert!(e.contains("not enough GAS"), "{e}");
-    let e = k
-        .run(
-            &["--password-stdin", "send", "--to", &bob, "--amount", "1"],
-            "not dave's pw\n",
-        )
-        .err();
+    let e = send("1", "not dave's pw\n").err();
     assert!(e.contains("wrong password"), "{e}");
 
     // Export, and neo-go signs and sends with the exported file.

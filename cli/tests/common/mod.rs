@@ -57,6 +57,13 @@ impl Default for Krypton {
     }
 }
 
+/// Tests clean up after themselves: the wallet entry leaves the keychain with the data dir.
+impl Drop for Krypton {
+    fn drop(&mut self) {
+        let _ = self.run(&["wallet", "remove", "--all"], "");
+    }
+}
+
 impl Krypton {
     pub fn new() -> Self {
         Krypton {
@@ -151,6 +158,11 @@ impl Devnet {
     /// Runs krypton in the devnet's own data dir.
     pub fn run(&self, args: &[&str], stdin: &str) -> Run {
         self.k.run(args, stdin)
+    }
+
+    /// `query WHAT ADDRESS`: the value (null when absent).
+    pub fn query(&self, what: &str, address: &str) -> Value {
+        self.run(&["query", what, address], "").ok()["value"].clone()
     }
 
     /// GAS of an address in datoshi.
