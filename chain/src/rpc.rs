@@ -361,6 +361,14 @@ impl RpcClient {
         Ok(v)
     }
 
+    /// A call whose result is a block height or count.
+    async fn call_u32(&self, method: &'static str, params: Value) -> Result<u32, RpcError> {
+        let v = self.call(method, params).await?;
+        v.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| bad(method, "not a block height"))
+    }
+
     /// `getversion`: network magic, block time and limits.
     pub async fn get_version(&self) -> Result<Version, RpcError> {
         let v = self.call("getversion", json!([])).await?;
@@ -369,10 +377,7 @@ impl RpcClient {
 
     /// `getblockcount` (height + 1).
     pub async fn get_block_count(&self) -> Result<u32, RpcError> {
-        let v = self.call("getblockcount", json!([])).await?;
-        v.as_u64()
-            .map(|n| n as u32)
-            .ok_or_else(|| bad("getblockcount", "not a number"))
+        self.call_u32("getblockcount", json!([])).await
     }
 
     /// `invokefunction` (test mode, nothing is sent).
@@ -469,10 +474,7 @@ impl RpcClient {
 
     /// `gettransactionheight`: the block that holds a transaction.
     pub async fn get_transaction_height(&self, txid: &str) -> Result<u32, RpcError> {
-        let v = self.call("gettransactionheight", json!([txid])).await?;
-        v.as_u64()
-            .map(|n| n as u32)
-            .ok_or_else(|| bad("gettransactionheight", "not a number"))
+        self.call_u32("gettransactionheight", json!([txid])).await
     }
 
     /// `getnep17balances` of an address.

@@ -31,17 +31,7 @@ fn registry_flow_and_forbidden_cases() {
         d.account("owner"),
     );
     let accounts = d.accounts_file();
-    d.run(
-        &[
-            "--password-stdin",
-            "wallet",
-            "import",
-            "--nep6",
-            accounts.to_str().unwrap(),
-        ],
-        PW,
-    )
-    .ok();
+    d.k.import_nep6(&accounts, "devnet").ok();
     let as_ = |who: &str, args: &[&str]| {
         let mut a = vec!["--account", who, "--password-stdin"];
         a.extend_from_slice(args);
@@ -232,17 +222,7 @@ fn devnet_up_is_idempotent_and_survives_a_restart() {
         "a second `up` must not start another node"
     );
     let alice = d.account("alice");
-    d.run(
-        &[
-            "--password-stdin",
-            "wallet",
-            "import",
-            "--nep6",
-            d.accounts_file().to_str().unwrap(),
-        ],
-        PW,
-    )
-    .ok();
+    d.k.import_nep6(&d.accounts_file(), "devnet").ok();
     d.run(
         &[
             "--account",

@@ -46,24 +46,14 @@ fn neogo_wallet_opens_in_krypton_with_the_same_keys() {
     assert!(address.starts_with('N'), "{dump}");
 
     let k = Krypton::new();
-    let e = k
-        .run(
-            &["--password-stdin", "wallet", "import", "--nep6", f],
-            "wrong\n",
-        )
-        .err();
+    let e = k.import_nep6(&file, "wrong").err();
     assert!(e.contains("wrong password"), "{e}");
     assert!(
         k.run(&["wallet", "list"], "").err().contains("no wallet"),
         "a failed import left a wallet behind"
     );
 
-    let r = k
-        .run(
-            &["--password-stdin", "wallet", "import", "--nep6", f],
-            "carol pass é\n",
-        )
-        .ok();
+    let r = k.import_nep6(&file, "carol pass é").ok();
     assert_eq!(r["imported"][0], address.as_str());
     let list = k.run(&["wallet", "list"], "").ok();
     assert_eq!(list["accounts"][0]["address"], address.as_str());
@@ -186,33 +176,11 @@ fn bad_input_gets_clear_errors_and_loses_nothing() {
     // Truncated and corrupt NEP-6 files.
     let truncated = dir.path().join("truncated.json");
     std::fs::write(&truncated, &text[..text.len() / 2]).unwrap();
-    let e = k
-        .run(
-            &[
-                "--password-stdin",
-                "wallet",
-                "import",
-                "--nep6",
-                truncated.to_str().unwrap(),
-            ],
-            "pw\n",
-        )
-        .err();
+    let e = k.import_nep6(&truncated, "pw").err();
     assert!(e.contains("not a usable NEP-6 wallet"), "{e}");
     let corrupt = dir.path().join("corrupt.json");
     std::fs::write(&corrupt, text.replace("\"6P", "\"7P")).unwrap();
-    let e = k
-        .run(
-            &[
-                "--password-stdin",
-                "wallet",
-                "import",
-                "--nep6",
-                corrupt.to_str().unwrap(),
-            ],
-            "pw\n",
-        )
-        .err();
+    let e = k.import_nep6(&corrupt, "pw").err();
     assert!(
         e.to_lowercase().contains("nep-2") || e.contains("not a usable"),
         "{e}"
@@ -229,18 +197,7 @@ fn bad_input_gets_clear_errors_and_loses_nothing() {
             "",
         )
         .ok();
-    let e = k
-        .run(
-            &[
-                "--password-stdin",
-                "wallet",
-                "import",
-                "--nep6",
-                other_file.to_str().unwrap(),
-            ],
-            "other\n",
-        )
-        .err();
+    let e = k.import_nep6(&other_file, "other").err();
     assert!(e.contains("password"), "{e}");
     assert_eq!(
         k.run(&["wallet", "list"], "").ok(),

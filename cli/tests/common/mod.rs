@@ -100,6 +100,15 @@ impl Krypton {
         }
     }
 
+    /// `wallet import --nep6 FILE` with the file's password on stdin.
+    pub fn import_nep6(&self, file: &Path, password: &str) -> Run {
+        let f = file.to_str().unwrap();
+        self.run(
+            &["--password-stdin", "wallet", "import", "--nep6", f],
+            &format!("{password}\n"),
+        )
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
