@@ -1,0 +1,1292 @@
+//! SDP offer/answer for plain SIP audio ([RFC 3264], [RFC 4566]).
+//!
+//! [`create_offer`] writes our offer, [`answer_offer`] answers a remote offer and
+//! [`apply_answer`] reads the answer to our offer. Both negotiating functions return a
+//! [`Negotiated`] description of the one audio stream the call uses.
+//!
+//! # Why not `rtc-sdp` for parsing
+//!
+//! `rtc-sdp` 0.21.1 is a strict RFC 8866 state machine. It fails the *whole* description on
+//! anything out of order or unknown: a missing `t=` line, `b=`/`c=` after `t=`, a session `a=`
+//! before `t=`, an unknown line letter, an `o=` line without exactly six fields or with a
+//! non-numeric session id, an unparsable `u=` URL, an unregistered media type. Any of those
+//! would turn a call we can handle into a 488. It also does not know the static payload
+//! types of [RFC 3551] (an `m=audio … 0 8` line without `a=rtpmap` yields no codecs). So this
+//! module parses with a small line-oriented parser that only requires `v=0` first and
+//! well-formed `m=`/`c=` lines, ignores what it does not understand, and bounds its input.
+//! Our own output is checked against `rtc-sdp`'s strict parser in the tests.
+//!
+//! [RFC 3264]: https://www.rfc-editor.org/rfc/rfc3264
+//! [RFC 4566]: https://www.rfc-editor.org/rfc/rfc4566
+//! [RFC 3551]: https://www.rfc-editor.org/rfc/rfc3551
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use tracing::debug;
+
+use crate::codec::CodecKind;
+
+/// The largest SDP body we look at, in bytes.
+pub const MAX_SDP_LEN: usize = 64 * 1024;
+/// The most `m=` lines we accept in one description.
+pub const MAX_MEDIA: usize = 64;
+/// The most formats we accept on one `m=` line.
+const MAX_FORMATS: usize = 128;
+/// Our dynamic payload type for Opus.
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// Our dynamic payload type for RFC 4733 telephone events.
+pub const DTMF_PAYLOAD_TYPE: u8 = 101;
+/// The packet time we ask for and assume when the peer says nothing, in milliseconds.
+pub const DEFAULT_PTIME_MS: u32 = 20;
+
+/// Why an SDP body could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// The body is not SDP, or a line we need is malformed.
+    #[error("malformed SDP (line {line}): {reason}")]
+    Malformed {
+        /// The 1-based line number, or 0 for the whole body.
+        line: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// There is no enabled `m=audio` stream over plain RTP (`RTP/AVP` or `RTP/AVPF`).
+    #[error("no usable audio stream")]
+    NoAudio,
+    /// The audio stream has no codec we support (the caller answers 488).
+    #[error("no codec in common")]
+    NoCommonCodec,
+    /// The answer rejected our audio stream (port 0).
+    #[error("the audio stream was rejected")]
+    Rejected,
+    /// The connection address is not an IP literal (host names are not resolved here).
+    #[error("unsupported connection address")]
+    UnsupportedAddress,
+    /// The offer uses another address family than our local address (RFC 6157 §3.1 wants
+    /// the answer in the offer's family).
+    #[error("the offer's address family differs from ours")]
+    AddressFamily,
+}
+
+/// The direction of a media stream, from the point of view of whoever wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Send and receive (`a=sendrecv`, the default).
+    #[default]
+    SendRecv,
+    /// Send only (`a=sendonly`), as when putting the peer on hold.
+    SendOnly,
+    /// Receive only (`a=recvonly`).
+    RecvOnly,
+    /// Neither (`a=inactive`).
+    Inactive,
+}
+
+impl Direction {
+    /// The direction seen from the other end: `sendonly` ↔ `recvonly`.
+    pub fn reverse(self) -> Self {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            d => d,
+        }
+    }
+
+    /// What both directions allow.
+    pub fn intersect(self, other: Self) -> Self {
+        Self::from_flags(
+            self.sends() && other.sends(),
+            self.receives() && other.receives(),
+        )
+    }
+
+    /// Whether this direction includes sending.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// Whether this direction includes receiving.
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+
+    /// The attribute name (`sendrecv`, `sendonly`, `recvonly`, `inactive`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    fn from_flags(send: bool, recv: bool) -> Self {
+        match (send, recv) {
+            (true, true) => Direction::SendRecv,
+            (true, false) => Direction::SendOnly,
+            (false, true) => Direction::RecvOnly,
+            (false, false) => Direction::Inactive,
+        }
+    }
+
+    fn from_attr(key: &str) -> Option<Self> {
+        [
+            Direction::SendRecv,
+            Direction::SendOnly,
+            Direction::RecvOnly,
+            Direction::Inactive,
+        ]
+        .into_iter()
+        .find(|d| d.as_str().eq_ignore_ascii_case(key))
+    }
+}
+
+/// A codec with the payload type it is offered under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecOffer {
+    /// The codec.
+    pub kind: CodecKind,
+    /// Its RTP payload type.
+    pub payload_type: u8,
+}
+
+/// What we put into an offer or answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalMedia {
+    /// The address we receive RTP on (written into `c=` and `o=`).
+    pub address: IpAddr,
+    /// Our RTP port; 0 offers a disabled stream.
+    pub rtp_port: u16,
+    /// Our RTCP port, normally `rtp_port + 1` (written as `a=rtcp`).
+    pub rtcp_port: u16,
+    /// The codecs we support, most preferred first. An empty list offers PCMU and PCMA.
+    pub codecs: Vec<CodecKind>,
+    /// Whether we offer/accept RFC 4733 telephone events.
+    pub dtmf: bool,
+    /// The direction we want (`SendOnly` to put the peer on hold).
+    pub direction: Direction,
+    /// The `o=` session id; keep it for the whole dialog.
+    pub session_id: u64,
+    /// The `o=` session version; increment it for every new offer or answer that changes.
+    pub session_version: u64,
+}
+
+/// The outcome of an offer/answer exchange for the audio stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The codec we send and expect.
+    pub codec: CodecKind,
+    /// The payload type used for it.
+    pub payload_type: u8,
+    /// The codec's `a=fmtp` parameters as the peer wrote them (e.g. Opus `useinbandfec=1`).
+    pub fmtp: Option<String>,
+    /// The telephone-event payload type, if both sides do RFC 4733.
+    pub dtmf_payload_type: Option<u8>,
+    /// The telephone-event clock rate (meaningful when `dtmf_payload_type` is set).
+    pub dtmf_clock_rate: u32,
+    /// Where to send RTP.
+    pub remote_rtp: SocketAddr,
+    /// Where to send RTCP: `a=rtcp` if present, else the RTP port + 1.
+    pub remote_rtcp: SocketAddr,
+    /// OUR direction: whether we send and/or receive.
+    pub direction: Direction,
+    /// The packet time the peer wants to receive (`a=ptime`, default 20 ms).
+    pub ptime_ms: u32,
+    /// The peer put us on hold: it wrote `sendonly`/`inactive` or the legacy `c=0.0.0.0`.
+    pub remote_hold: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/// Our codec entry: payload type, `rtpmap` value, optional `fmtp` value.
+fn codec_lines(kind: CodecKind) -> (u8, String, Option<&'static str>) {
+    let pt = kind.static_payload_type().unwrap_or(OPUS_PAYLOAD_TYPE);
+    let channels = if kind == CodecKind::Opus { "/2" } else { "" };
+    let rtpmap = format!(
+        "{}/{}{}",
+        kind.encoding_name(),
+        kind.rtp_clock_rate(),
+        channels
+    );
+    let fmtp = (kind == CodecKind::Opus).then_some("useinbandfec=1");
+    (pt, rtpmap, fmtp)
+}
+
+fn addr_line(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("IN IP4 {a}"),
+        IpAddr::V6(a) => format!("IN IP6 {a}"),
+    }
+}
+
+/// Session-level lines, up to and including `t=`.
+fn write_session(out: &mut String, local: &LocalMedia) {
+    let addr = addr_line(local.address);
+    let _ = write!(
+        out,
+        "v=0\r\no=- {} {} {addr}\r\ns=-\r\nc={addr}\r\nt=0 0\r\n",
+        local.session_id, local.session_version
+    );
+}
+
+/// One enabled audio stream with the given codecs (payload type, kind) and DTMF entry.
+fn write_audio(
+    out: &mut String,
+    local: &LocalMedia,
+    proto: &str,
+    codecs: &[(u8, CodecKind)],
+    dtmf: Option<(u8, u32)>,
+    direction: Direction,
+) {
+    let _ = write!(out, "m=audio {} {proto}", local.rtp_port);
+    for (pt, _) in codecs {
+        let _ = write!(out, " {pt}");
+    }
+    if let Some((pt, _)) = dtmf {
+        let _ = write!(out, " {pt}");
+    }
+    out.push_str("\r\n");
+    for &(pt, kind) in codecs {
+        let (_, rtpmap, fmtp) = codec_lines(kind);
+        let _ = write!(out, "a=rtpmap:{pt} {rtpmap}\r\n");
+        if let Some(fmtp) = fmtp {
+            let _ = write!(out, "a=fmtp:{pt} {fmtp}\r\n");
+        }
+    }
+    if let Some((pt, rate)) = dtmf {
+        let _ = write!(
+            out,
+            "a=rtpmap:{pt} telephone-event/{rate}\r\na=fmtp:{pt} 0-16\r\n"
+        );
+    }
+    let _ = write!(
+        out,
+        "a=rtcp:{}\r\na=ptime:{DEFAULT_PTIME_MS}\r\na={}\r\n",
+        local.rtcp_port,
+        direction.as_str()
+    );
+}
+
+/// Writes our offer: one `m=audio` line over `RTP/AVP` with our codecs in preference order
+/// (Opus as payload type 111, PCMU 0, PCMA 8, each with an `a=rtpmap`), telephone-event as 101
+/// when `local.dtmf`, `a=rtcp`, `a=ptime:20` and the direction.
+pub fn create_offer(local: &LocalMedia) -> String {
+    let mut kinds = local.codecs.clone();
+    if kinds.is_empty() {
+        kinds = vec![CodecKind::Pcmu, CodecKind::Pcma];
+    }
+    let mut codecs: Vec<(u8, CodecKind)> = Vec::new();
+    for kind in kinds {
+        if !codecs.iter().any(|&(_, k)| k == kind) {
+            codecs.push((codec_lines(kind).0, kind));
+        }
+    }
+    let mut out = String::with_capacity(512);
+    write_session(&mut out, local);
+    let dtmf = local.dtmf.then_some((DTMF_PAYLOAD_TYPE, 8000));
+    write_audio(&mut out, local, "RTP/AVP", &codecs, dtmf, local.direction);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+/// A `c=` line: the address if it is an IP literal.
+#[derive(Debug, Clone, Copy)]
+struct Connection {
+    ip: Option<IpAddr>,
+    ip6: bool,
+}
+
+#[derive(Debug, Default)]
+struct Media {
+    media: String,
+    port: u16,
+    proto: String,
+    formats: Vec<String>,
+    connection: Option<Connection>,
+    attrs: Vec<(String, Option<String>)>,
+}
+
+#[derive(Debug, Default)]
+struct Description {
+    connection: Option<Connection>,
+    attrs: Vec<(String, Option<String>)>,
+    media: Vec<Media>,
+}
+
+fn malformed(line: usize, reason: &'static str) -> SdpError {
+    SdpError::Malformed { line, reason }
+}
+
+fn parse_connection(value: &str, line: usize) -> Result<Connection, SdpError> {
+    let mut fields = value.split_ascii_whitespace();
+    let (Some(net), Some(family), Some(addr)) = (fields.next(), fields.next(), fields.next())
+    else {
+        return Err(malformed(line, "c= needs three fields"));
+    };
+    if !net.eq_ignore_ascii_case("IN") {
+        return Err(malformed(line, "c= network type is not IN"));
+    }
+    let ip6 = if family.eq_ignore_ascii_case("IP4") {
+        false
+    } else if family.eq_ignore_ascii_case("IP6") {
+        true
+    } else {
+        return Err(malformed(line, "c= address type is not IP4/IP6"));
+    };
+    // Multicast addresses may carry /ttl/range; we only want the address.
+    let addr = addr.split('/').next().unwrap_or(addr);
+    let ip = addr.parse::<IpAddr>().ok();
+    Ok(Connection { ip, ip6 })
+}
+
+fn parse_media(value: &str, line: usize) -> Result<Media, SdpError> {
+    let mut fields = value.split_ascii_whitespace();
+    let (Some(media), Some(port), Some(proto)) = (fields.next(), fields.next(), fields.next())
+    else {
+        return Err(malformed(line, "m= needs media, port and proto"));
+    };
+    let printable = |t: &str| t.bytes().all(|b| b.is_ascii_graphic());
+    if !printable(media) || !printable(proto) {
+        return Err(malformed(line, "m= media or proto is not printable ASCII"));
+    }
+    let port = port.split('/').next().unwrap_or(port);
+    let port: u16 = port
+        .parse()
+        .map_err(|_| malformed(line, "m= port is not a number"))?;
+    let formats: Vec<String> = fields
+        .filter(|f| printable(f))
+        .take(MAX_FORMATS)
+        .map(str::to_owned)
+        .collect();
+    Ok(Media {
+        media: media.to_owned(),
+        port,
+        proto: proto.to_owned(),
+        formats,
+        connection: None,
+        attrs: Vec::new(),
+    })
+}
+
+fn parse(sdp: &str) -> Result<Description, SdpError> {
+    if sdp.len() > MAX_SDP_LEN {
+        return Err(malformed(0, "SDP too large"));
+    }
+    let mut desc = Description::default();
+    let mut seen_version = false;
+    for (index, raw) in sdp.split('\n').enumerate() {
+        let line_no = index + 1;
+        let line = raw.trim_end_matches('\r').trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        let bytes = line.as_bytes();
+        let (Some(&kind), Some(b'=')) = (bytes.first(), bytes.get(1)) else {
+            return Err(malformed(line_no, "not a <type>=<value> line"));
+        };
+        if !kind.is_ascii_alphabetic() {
+            return Err(malformed(line_no, "not a <type>=<value> line"));
+        }
+        // Both bytes are ASCII, so index 2 is a char boundary.
+        let value = line.get(2..).unwrap_or("").trim();
+        if !seen_version {
+            if kind != b'v' || value != "0" {
+                return Err(malformed(line_no, "SDP must start with v=0"));
+            }
+            seen_version = true;
+            continue;
+        }
+        match kind {
+            b'm' => {
+                if desc.media.len() >= MAX_MEDIA {
+                    return Err(malformed(line_no, "too many m= lines"));
+                }
+                desc.media.push(parse_media(value, line_no)?);
+            }
+            b'c' => {
+                let conn = parse_connection(value, line_no)?;
+                match desc.media.last_mut() {
+                    Some(m) => m.connection = Some(conn),
+                    None => desc.connection = Some(conn),
+                }
+            }
+            b'a' => {
+                let (key, val) = match value.split_once(':') {
+                    Some((k, v)) => (k.trim(), Some(v.trim().to_owned())),
+                    None => (value, None),
+                };
+                let attr = (key.to_owned(), val);
+                match desc.media.last_mut() {
+                    Some(m) => m.attrs.push(attr),
+                    None => desc.attrs.push(attr),
+                }
+            }
+            // o=, s=, t=, b=, i=, k=, … and unknown letters: not needed, ignored.
+            _ => {}
+        }
+    }
+    if !seen_version {
+        return Err(malformed(0, "empty SDP"));
+    }
+    Ok(desc)
+}
+
+/// A format as described by `a=rtpmap` or the static table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Format {
+    pt: u8,
+    name: String,
+    clock_rate: u32,
+}
+
+/// Static payload types of RFC 3551 that we can recognise without `a=rtpmap`.
+fn static_format(pt: u8) -> Option<(&'static str, u32)> {
+    match pt {
+        0 => Some(("PCMU", 8000)),
+        3 => Some(("GSM", 8000)),
+        8 => Some(("PCMA", 8000)),
+        9 => Some(("G722", 8000)),
+        18 => Some(("G729", 8000)),
+        _ => None,
+    }
+}
+
+impl Media {
+    fn attr_values<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.attrs
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(key))
+            .filter_map(|(_, v)| v.as_deref())
+    }
+
+    /// The formats of this `m=` line in order, with their rtpmap (or static) description.
+    fn formats(&self) -> Vec<Format> {
+        let mut out = Vec::new();
+        for f in &self.formats {
+            let Ok(pt) = f.parse::<u8>() else { continue };
+            if pt > 127 {
+                continue;
+            }
+            let mapped = self.attr_values("rtpmap").find_map(|v| {
+                let (p, rest) = v.split_once(char::is_whitespace)?;
+                if p.trim().parse::<u8>().ok()? != pt {
+                    return None;
+                }
+                let mut parts = rest.trim().split('/');
+                let name = parts.next()?.trim();
+                let rate = parts.next()?.trim().parse::<u32>().ok()?;
+                Some((name.to_owned(), rate))
+            });
+            let (name, clock_rate) = match mapped {
+                Some(m) => m,
+                None => match static_format(pt) {
+                    Some((n, r)) => (n.to_owned(), r),
+                    None => continue,
+                },
+            };
+            out.push(Format {
+                pt,
+                name,
+                clock_rate,
+            });
+        }
+        out
+    }
+
+    fn fmtp(&self, pt: u8) -> Option<String> {
+        self.attr_values("fmtp").find_map(|v| {
+            let (p, rest) = v.split_once(char::is_whitespace)?;
+            (p.trim().parse::<u8>().ok()? == pt).then(|| rest.trim().to_owned())
+        })
+    }
+
+    fn is_plain_rtp_audio(&self) -> bool {
+        self.media.eq_ignore_ascii_case("audio")
+            && self.port != 0
+            && (self.proto.eq_ignore_ascii_case("RTP/AVP")
+                || self.proto.eq_ignore_ascii_case("RTP/AVPF"))
+    }
+}
+
+fn format_kind(f: &Format) -> Option<CodecKind> {
+    let kind = CodecKind::from_name(&f.name)?;
+    (kind.rtp_clock_rate() == f.clock_rate).then_some(kind)
+}
+
+/// The telephone-event format to use with a codec of `clock_rate`: the one with the same
+/// rate if offered, else 8000 Hz, else the first.
+fn pick_dtmf(formats: &[Format], clock_rate: u32) -> Option<(u8, u32)> {
+    let events: Vec<&Format> = formats
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case("telephone-event"))
+        .collect();
+    events
+        .iter()
+        .find(|f| f.clock_rate == clock_rate)
+        .or_else(|| events.iter().find(|f| f.clock_rate == 8000))
+        .or_else(|| events.first())
+        .map(|f| (f.pt, f.clock_rate))
+}
+
+/// Remote RTP/RTCP addresses, direction and hold state of one media section.
+struct Remote {
+    rtp: SocketAddr,
+    rtcp: SocketAddr,
+    direction: Direction,
+    hold: bool,
+    ptime_ms: u32,
+}
+
+fn remote_of(desc: &Description, m: &Media) -> Result<Remote, SdpError> {
+    let conn = m
+        .connection
+        .or(desc.connection)
+        .ok_or(malformed(0, "no c= line for the audio stream"))?;
+    let ip = conn.ip.ok_or(SdpError::UnsupportedAddress)?;
+    if ip.is_ipv6() != conn.ip6 {
+        // "IN IP6 1.2.3.4" and "IN IP4 ::1" are nonsense.
+        return Err(SdpError::UnsupportedAddress);
+    }
+    let rtp = SocketAddr::new(ip, m.port);
+    let rtcp = match m.attr_values("rtcp").next() {
+        Some(v) => {
+            let mut fields = v.split_ascii_whitespace();
+            let port: u16 = fields
+                .next()
+                .and_then(|p| p.parse().ok())
+                .ok_or(malformed(0, "bad a=rtcp"))?;
+            let addr = match (fields.next(), fields.next(), fields.next()) {
+                (Some(_), Some(_), Some(a)) => a.parse::<IpAddr>().unwrap_or(ip),
+                _ => ip,
+            };
+            SocketAddr::new(addr, port)
+        }
+        None => SocketAddr::new(
+            ip,
+            m.port
+                .checked_add(1)
+                .ok_or(malformed(0, "RTP port 65535 leaves no RTCP port"))?,
+        ),
+    };
+    let direction = m
+        .attrs
+        .iter()
+        .rev()
+        .find_map(|(k, _)| Direction::from_attr(k))
+        .or_else(|| {
+            desc.attrs
+                .iter()
+                .rev()
+                .find_map(|(k, _)| Direction::from_attr(k))
+        })
+        .unwrap_or_default();
+    let zero_addr = ip.is_unspecified();
+    let hold = zero_addr || !direction.receives();
+    let ptime_ms = m
+        .attr_values("ptime")
+        .next()
+        .or_else(|| {
+            desc.attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("ptime"))
+                .and_then(|(_, v)| v.as_deref())
+        })
+        .and_then(|v| v.trim().parse::<f32>().ok())
+        .filter(|p| p.is_finite())
+        .map(|p| (p.round() as u32).clamp(10, 120))
+        .unwrap_or(DEFAULT_PTIME_MS);
+    // Legacy hold (RFC 3264 §8.4): never send to 0.0.0.0.
+    let direction = if zero_addr {
+        direction.intersect(Direction::SendOnly)
+    } else {
+        direction
+    };
+    Ok(Remote {
+        rtp,
+        rtcp,
+        direction,
+        hold,
+        ptime_ms,
+    })
+}
+
+/// Answers a remote offer.
+///
+/// The first enabled `m=audio` stream over `RTP/AVP(F)` that has a codec in common is used;
+/// every other `m=` line is answered with port 0. The codec is the first of OUR preference
+/// that the offer contains, under the offer's payload type number (RFC 3264 §6.1); static
+/// payload types 0 and 8 are recognised without `a=rtpmap`, encoding names case-insensitively.
+/// Telephone-event is answered with the offer's payload type. Our direction is the reverse of
+/// the offered one intersected with `local.direction`.
+///
+/// Errors: [`SdpError::NoCommonCodec`] (the caller answers 488), [`SdpError::NoAudio`],
+/// [`SdpError::AddressFamily`], [`SdpError::UnsupportedAddress`], [`SdpError::Malformed`].
+pub fn answer_offer(offer: &str, local: &LocalMedia) -> Result<(String, Negotiated), SdpError> {
+    let desc = parse(offer)?;
+    let mut wanted = local.codecs.clone();
+    if wanted.is_empty() {
+        wanted = vec![CodecKind::Pcmu, CodecKind::Pcma];
+    }
+    let mut saw_audio = false;
+    let mut chosen: Option<(usize, u8, CodecKind)> = None;
+    for (index, m) in desc.media.iter().enumerate() {
+        if !m.is_plain_rtp_audio() {
+            continue;
+        }
+        saw_audio = true;
+        let formats = m.formats();
+        let pick = wanted.iter().find_map(|&kind| {
+            formats
+                .iter()
+                .find(|f| format_kind(f) == Some(kind))
+                .map(|f| (index, f.pt, kind))
+        });
+        if pick.is_some() {
+            chosen = pick;
+            break;
+        }
+    }
+    let Some((index, payload_type, codec)) = chosen else {
+        debug!(saw_audio, "SDP offer: nothing to answer");
+        return Err(if saw_audio {
+            SdpError::NoCommonCodec
+        } else {
+            SdpError::NoAudio
+        });
+    };
+    let media = desc.media.get(index).ok_or(SdpError::NoAudio)?;
+    let remote = remote_of(&desc, media)?;
+    if remote.rtp.is_ipv6() != local.address.is_ipv6() {
+        return Err(SdpError::AddressFamily);
+    }
+    let formats = media.formats();
+    let dtmf = if local.dtmf {
+        pick_dtmf(&formats, codec.rtp_clock_rate())
+    } else {
+        None
+    };
+    let our_direction = remote.direction.reverse().intersect(local.direction);
+
+    let mut out = String::with_capacity(512);
+    write_session(&mut out, local);
+    for (i, m) in desc.media.iter().enumerate() {
+        if i == index {
+            write_audio(
+                &mut out,
+                local,
+                &media.proto,
+                &[(payload_type, codec)],
+                dtmf,
+                our_direction,
+            );
+        } else {
+            let format = m.formats.first().map(String::as_str).unwrap_or("0");
+            let _ = write!(out, "m={} 0 {} {format}\r\n", m.media, m.proto);
+        }
+    }
+    let negotiated = Negotiated {
+        codec,
+        payload_type,
+        fmtp: media.fmtp(payload_type),
+        dtmf_payload_type: dtmf.map(|d| d.0),
+        dtmf_clock_rate: dtmf.map_or(8000, |d| d.1),
+        remote_rtp: remote.rtp,
+        remote_rtcp: remote.rtcp,
+        direction: our_direction,
+        ptime_ms: remote.ptime_ms,
+        remote_hold: remote.hold,
+    };
+    debug!(?negotiated, "SDP offer answered");
+    Ok((out, negotiated))
+}
+
+/// Reads the answer to the offer we made from `offered`.
+///
+/// The answer's first `m=audio` line is our stream; port 0 there is [`SdpError::Rejected`].
+/// The codec is the first format of the answer that we offered, under the answer's payload
+/// type; telephone-event is used if we offered it and the answer has it. Our direction is the
+/// reverse of the answered one intersected with what we offered.
+pub fn apply_answer(answer: &str, offered: &LocalMedia) -> Result<Negotiated, SdpError> {
+    let desc = parse(answer)?;
+    let media = desc
+        .media
+        .iter()
+        .find(|m| m.media.eq_ignore_ascii_case("audio"))
+        .ok_or(SdpError::NoAudio)?;
+    if media.port == 0 {
+        return Err(SdpError::Rejected);
+    }
+    if !media.is_plain_rtp_audio() {
+        return Err(SdpError::NoAudio);
+    }
+    let mut ours = offered.codecs.clone();
+    if ours.is_empty() {
+        ours = vec![CodecKind::Pcmu, CodecKind::Pcma];
+    }
+    let formats = media.formats();
+    let (payload_type, codec) = formats
+        .iter()
+        .find_map(|f| {
+            let kind = format_kind(f)?;
+            ours.contains(&kind).then_some((f.pt, kind))
+        })
+        .ok_or(SdpError::NoCommonCodec)?;
+    let remote = remote_of(&desc, media)?;
+    let dtmf = if offered.dtmf {
+        pick_dtmf(&formats, codec.rtp_clock_rate())
+    } else {
+        None
+    };
+    let negotiated = Negotiated {
+        codec,
+        payload_type,
+        fmtp: media.fmtp(payload_type),
+        dtmf_payload_type: dtmf.map(|d| d.0),
+        dtmf_clock_rate: dtmf.map_or(8000, |d| d.1),
+        remote_rtp: remote.rtp,
+        remote_rtcp: remote.rtcp,
+        direction: remote.direction.reverse().intersect(offered.direction),
+        ptime_ms: remote.ptime_ms,
+        remote_hold: remote.hold,
+    };
+    debug!(?negotiated, "SDP answer applied");
+    Ok(negotiated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const BARESIP: &str = "v=0\r\n\
+o=- 2039286497 1063693891 IN IP4 192.168.1.20\r\n\
+s=-\r\n\
+c=IN IP4 192.168.1.20\r\n\
+t=0 0\r\n\
+a=tool:baresip 1.0.0\r\n\
+m=audio 9410 RTP/AVP 111 0 8 101\r\n\
+b=AS:96\r\n\
+a=rtpmap:111 opus/48000/2\r\n\
+a=fmtp:111 stereo=1;sprop-stereo=1;maxaveragebitrate=32000;useinbandfec=1\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-15\r\n\
+a=rtcp:9411\r\n\
+a=sendrecv\r\n\
+a=label:1\r\n\
+a=ssrc:3117391337 cname:ce4cd2e1-46b3-4a36-8aa5-5b7e7e3fe5c1\r\n\
+a=ptime:20\r\n";
+
+    const LINPHONE: &str = "v=0\r\n\
+o=alice 2787 1563 IN IP4 10.0.0.5\r\n\
+s=Talk\r\n\
+c=IN IP4 10.0.0.5\r\n\
+t=0 0\r\n\
+a=rtcp-xr:rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics\r\n\
+a=record:off\r\n\
+m=audio 7078 RTP/AVP 96 97 98 0 8 18 101 99 100\r\n\
+a=rtpmap:96 opus/48000/2\r\n\
+a=fmtp:96 useinbandfec=1\r\n\
+a=rtpmap:97 speex/16000\r\n\
+a=fmtp:97 vbr=on\r\n\
+a=rtpmap:98 speex/8000\r\n\
+a=fmtp:98 vbr=on\r\n\
+a=fmtp:18 annexb=yes\r\n\
+a=rtpmap:101 telephone-event/48000\r\n\
+a=rtpmap:99 telephone-event/16000\r\n\
+a=rtpmap:100 telephone-event/8000\r\n\
+a=rtcp:7079\r\n\
+a=rtcp-fb:* trr-int 1000\r\n\
+a=rtcp-fb:* ccm tmmbr\r\n\
+a=record:off\r\n";
+
+    /// A terse offer with static payload types only and no a=rtpmap (RFC 3551 allows it).
+    const PCMU_ONLY: &str = "v=0\r\no=- 1 1 IN IP4 203.0.113.9\r\ns=call\r\nc=IN IP4 203.0.113.9\r\nt=0 0\r\nm=audio 5004 RTP/AVP 0\r\n";
+
+    /// Kamailio/rtpengine-style: media-level c=, no t= line, LF line ends, session-level
+    /// direction overridden at media level.
+    const PROXIED: &str = "v=0\no=- 3 4 IN IP4 198.51.100.1\ns=-\nc=IN IP4 198.51.100.1\na=sendonly\nm=audio 30000 RTP/AVP 8 0 101\nc=IN IP4 198.51.100.77\na=rtpmap:101 telephone-event/8000\na=sendrecv\n";
+
+    fn local(codecs: Vec<CodecKind>) -> LocalMedia {
+        LocalMedia {
+            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+            rtp_port: 4000,
+            rtcp_port: 4001,
+            codecs,
+            dtmf: true,
+            direction: Direction::SendRecv,
+            session_id: 42,
+            session_version: 7,
+        }
+    }
+
+    fn strict_parse(sdp: &str) -> rtc_sdp::SessionDescription {
+        rtc_sdp::SessionDescription::unmarshal(&mut std::io::Cursor::new(sdp.as_bytes()))
+            .expect("rtc-sdp accepts our SDP")
+    }
+
+    fn lines(sdp: &str) -> Vec<&str> {
+        sdp.split("\r\n").filter(|l| !l.is_empty()).collect()
+    }
+
+    #[test]
+    fn offer_lists_codecs_in_preference_order_with_rtpmaps() {
+        let sdp = create_offer(&local(vec![
+            CodecKind::Opus,
+            CodecKind::Pcmu,
+            CodecKind::Pcma,
+        ]));
+        assert_eq!(
+            lines(&sdp),
+            vec![
+                "v=0",
+                "o=- 42 7 IN IP4 192.0.2.10",
+                "s=-",
+                "c=IN IP4 192.0.2.10",
+                "t=0 0",
+                "m=audio 4000 RTP/AVP 111 0 8 101",
+                "a=rtpmap:111 opus/48000/2",
+                "a=fmtp:111 useinbandfec=1",
+                "a=rtpmap:0 PCMU/8000",
+                "a=rtpmap:8 PCMA/8000",
+                "a=rtpmap:101 telephone-event/8000",
+                "a=fmtp:101 0-16",
+                "a=rtcp:4001",
+                "a=ptime:20",
+                "a=sendrecv",
+            ]
+        );
+        assert!(sdp.ends_with("\r\n"));
+        let parsed = strict_parse(&sdp);
+        assert_eq!(parsed.media_descriptions.len(), 1);
+    }
+
+    #[test]
+    fn offer_hold_ipv6_and_empty_codec_list() {
+        let mut l = local(vec![]);
+        l.address = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+        l.direction = Direction::SendOnly;
+        l.dtmf = false;
+        let sdp = create_offer(&l);
+        assert!(sdp.contains("c=IN IP6 2001:db8::1\r\n"), "{sdp}");
+        assert!(sdp.contains("m=audio 4000 RTP/AVP 0 8\r\n"), "{sdp}");
+        assert!(sdp.contains("a=sendonly\r\n"));
+        assert!(!sdp.contains("telephone-event"));
+        strict_parse(&sdp);
+    }
+
+    #[test]
+    fn answers_baresip_with_opus_keeping_its_payload_types() {
+        let (answer, n) =
+            answer_offer(BARESIP, &local(vec![CodecKind::Opus, CodecKind::Pcmu])).expect("answer");
+        assert_eq!(n.codec, CodecKind::Opus);
+        assert_eq!(n.payload_type, 111);
+        assert_eq!(
+            n.fmtp.as_deref(),
+            Some("stereo=1;sprop-stereo=1;maxaveragebitrate=32000;useinbandfec=1")
+        );
+        assert_eq!(n.dtmf_payload_type, Some(101));
+        assert_eq!(n.dtmf_clock_rate, 8000);
+        assert_eq!(n.remote_rtp, "192.168.1.20:9410".parse().unwrap());
+        assert_eq!(n.remote_rtcp, "192.168.1.20:9411".parse().unwrap());
+        assert_eq!(n.direction, Direction::SendRecv);
+        assert_eq!(n.ptime_ms, 20);
+        assert!(!n.remote_hold);
+        assert!(
+            answer.contains("m=audio 4000 RTP/AVP 111 101\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("a=rtpmap:111 opus/48000/2\r\n"));
+        assert!(answer.contains("a=rtpmap:101 telephone-event/8000\r\n"));
+        assert!(answer.contains("a=sendrecv\r\n"));
+        assert_eq!(strict_parse(&answer).media_descriptions.len(), 1);
+    }
+
+    #[test]
+    fn our_preference_wins_over_the_offer_order() {
+        let (answer, n) =
+            answer_offer(BARESIP, &local(vec![CodecKind::Pcma, CodecKind::Opus])).unwrap();
+        assert_eq!((n.codec, n.payload_type), (CodecKind::Pcma, 8));
+        assert!(
+            answer.contains("m=audio 4000 RTP/AVP 8 101\r\n"),
+            "{answer}"
+        );
+    }
+
+    #[test]
+    fn answers_linphone_with_static_types_and_matching_event_rate() {
+        let (answer, n) = answer_offer(LINPHONE, &local(vec![CodecKind::Opus])).unwrap();
+        assert_eq!((n.codec, n.payload_type), (CodecKind::Opus, 96));
+        assert_eq!((n.dtmf_payload_type, n.dtmf_clock_rate), (Some(101), 48000));
+        assert_eq!(n.remote_rtcp, "10.0.0.5:7079".parse().unwrap());
+        assert!(
+            answer.contains("m=audio 4000 RTP/AVP 96 101\r\n"),
+            "{answer}"
+        );
+
+        // PCMU is offered as a bare "0" (no rtpmap); telephone-event/8000 goes with it.
+        let (answer, n) = answer_offer(LINPHONE, &local(vec![CodecKind::Pcmu])).unwrap();
+        assert_eq!((n.codec, n.payload_type), (CodecKind::Pcmu, 0));
+        assert_eq!((n.dtmf_payload_type, n.dtmf_clock_rate), (Some(100), 8000));
+        assert!(
+            answer.contains("m=audio 4000 RTP/AVP 0 100\r\n"),
+            "{answer}"
+        );
+        strict_parse(&answer);
+    }
+
+    #[test]
+    fn accepts_static_payload_type_without_rtpmap() {
+        let (answer, n) =
+            answer_offer(PCMU_ONLY, &local(vec![CodecKind::Opus, CodecKind::Pcmu])).unwrap();
+        assert_eq!((n.codec, n.payload_type), (CodecKind::Pcmu, 0));
+        assert_eq!(n.dtmf_payload_type, None, "no telephone-event offered");
+        assert_eq!(n.remote_rtp, "203.0.113.9:5004".parse().unwrap());
+        assert_eq!(n.remote_rtcp, "203.0.113.9:5005".parse().unwrap());
+        assert!(answer.contains("m=audio 4000 RTP/AVP 0\r\n"), "{answer}");
+        assert!(answer.contains("a=rtpmap:0 PCMU/8000\r\n"));
+    }
+
+    #[test]
+    fn no_common_codec_is_an_error() {
+        assert_eq!(
+            answer_offer(PCMU_ONLY, &local(vec![CodecKind::Opus])).unwrap_err(),
+            SdpError::NoCommonCodec
+        );
+        // opus at the wrong clock rate is not opus.
+        let offer = PCMU_ONLY.replace("RTP/AVP 0\r\n", "RTP/AVP 96\r\na=rtpmap:96 opus/8000\r\n");
+        assert_eq!(
+            answer_offer(&offer, &local(vec![CodecKind::Opus])).unwrap_err(),
+            SdpError::NoCommonCodec
+        );
+    }
+
+    #[test]
+    fn encoding_names_are_case_insensitive() {
+        let offer = PCMU_ONLY.replace(
+            "RTP/AVP 0\r\n",
+            "RTP/AVP 97 8\r\na=rtpmap:97 OPUS/48000/2\r\na=rtpmap:8 pcma/8000\r\n",
+        );
+        let (_, n) = answer_offer(&offer, &local(vec![CodecKind::Opus])).unwrap();
+        assert_eq!((n.codec, n.payload_type), (CodecKind::Opus, 97));
+        let (_, n) = answer_offer(&offer, &local(vec![CodecKind::Pcma])).unwrap();
+        assert_eq!((n.codec, n.payload_type), (CodecKind::Pcma, 8));
+    }
+
+    #[test]
+    fn hold_offers_are_answered_with_the_reverse_direction() {
+        let sendonly = BARESIP.replace("a=sendrecv", "a=sendonly");
+        let (answer, n) = answer_offer(&sendonly, &local(vec![CodecKind::Pcmu])).unwrap();
+        assert_eq!(n.direction, Direction::RecvOnly);
+        assert!(n.remote_hold);
+        assert!(answer.contains("a=recvonly\r\n"), "{answer}");
+
+        let inactive = BARESIP.replace("a=sendrecv", "a=inactive");
+        let (answer, n) = answer_offer(&inactive, &local(vec![CodecKind::Pcmu])).unwrap();
+        assert_eq!(n.direction, Direction::Inactive);
+        assert!(n.remote_hold);
+        assert!(answer.contains("a=inactive\r\n"));
+
+        // Legacy RFC 2543 hold: c=0.0.0.0 with sendrecv: we must not send to 0.0.0.0.
+        let legacy = BARESIP.replace("c=IN IP4 192.168.1.20", "c=IN IP4 0.0.0.0");
+        let (answer, n) = answer_offer(&legacy, &local(vec![CodecKind::Pcmu])).unwrap();
+        assert!(n.remote_hold);
+        assert_eq!(n.direction, Direction::RecvOnly);
+        assert!(answer.contains("a=recvonly\r\n"));
+
+        // recvonly from them (they answer our hold) is not a hold by them.
+        let recvonly = BARESIP.replace("a=sendrecv", "a=recvonly");
+        let (_, n) = answer_offer(&recvonly, &local(vec![CodecKind::Pcmu])).unwrap();
+        assert_eq!(n.direction, Direction::SendOnly);
+        assert!(!n.remote_hold);
+
+        // Our own hold: we only send.
+        let mut l = local(vec![CodecKind::Pcmu]);
+        l.direction = Direction::SendOnly;
+        let (answer, n) = answer_offer(BARESIP, &l).unwrap();
+        assert_eq!(n.direction, Direction::SendOnly);
+        assert!(answer.contains("a=sendonly\r\n"));
+    }
+
+    #[test]
+    fn media_level_connection_and_direction_override_session_level() {
+        let (answer, n) = answer_offer(PROXIED, &local(vec![CodecKind::Pcmu])).unwrap();
+        assert_eq!(n.remote_rtp, "198.51.100.77:30000".parse().unwrap());
+        assert_eq!(n.direction, Direction::SendRecv);
+        assert!(!n.remote_hold);
+        assert_eq!(n.payload_type, 0);
+        assert_eq!(n.dtmf_payload_type, Some(101));
+        strict_parse(&answer);
+        // Without the media-level a=sendrecv, the session-level a=sendonly applies.
+        let session_hold = PROXIED.replace("a=sendrecv\n", "");
+        let (_, n) = answer_offer(&session_hold, &local(vec![CodecKind::Pcmu])).unwrap();
+        assert_eq!(n.direction, Direction::RecvOnly);
+        assert!(n.remote_hold);
+    }
+
+    #[test]
+    fn rtcp_attribute_with_address_and_ptime() {
+        let offer = PCMU_ONLY.replace(
+            "RTP/AVP 0\r\n",
+            "RTP/AVP 0\r\na=rtcp:6000 IN IP4 203.0.113.50\r\na=ptime:30\r\n",
+        );
+        let (_, n) = answer_offer(&offer, &local(vec![CodecKind::Pcmu])).unwrap();
+        assert_eq!(n.remote_rtcp, "203.0.113.50:6000".parse().unwrap());
+        assert_eq!(n.ptime_ms, 30);
+    }
+
+    #[test]
+    fn other_streams_are_rejected_with_port_zero() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.1.1.1\r\ns=-\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\n\
+m=video 5006 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+m=audio 5008 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n\
+m=audio 5010 RTP/AVP 8 0\r\n\
+m=audio 5012 RTP/AVP 0\r\n";
+        let (answer, n) = answer_offer(offer, &local(vec![CodecKind::Pcmu])).unwrap();
+        assert_eq!(n.remote_rtp, "10.1.1.1:5010".parse().unwrap());
+        assert_eq!(n.payload_type, 0);
+        let m_lines: Vec<&str> = lines(&answer)
+            .into_iter()
+            .filter(|l| l.starts_with("m="))
+            .collect();
+        assert_eq!(
+            m_lines,
+            vec![
+                "m=video 0 RTP/AVP 96",
+                "m=audio 0 RTP/SAVP 0",
+                "m=audio 4000 RTP/AVP 0",
+                "m=audio 0 RTP/AVP 0",
+            ]
+        );
+        assert_eq!(strict_parse(&answer).media_descriptions.len(), 4);
+    }
+
+    #[test]
+    fn disabled_or_missing_audio_is_no_audio() {
+        let disabled = PCMU_ONLY.replace("m=audio 5004", "m=audio 0");
+        assert_eq!(
+            answer_offer(&disabled, &local(vec![CodecKind::Pcmu])).unwrap_err(),
+            SdpError::NoAudio
+        );
+        let srtp_only = PCMU_ONLY.replace("RTP/AVP", "RTP/SAVP");
+        assert_eq!(
+            answer_offer(&srtp_only, &local(vec![CodecKind::Pcmu])).unwrap_err(),
+            SdpError::NoAudio
+        );
+    }
+
+    #[test]
+    fn ipv6_offers() {
+        let offer = PCMU_ONLY.replace("IN IP4 203.0.113.9", "IN IP6 2001:db8::9");
+        let mut l = local(vec![CodecKind::Pcmu]);
+        assert_eq!(
+            answer_offer(&offer, &l).unwrap_err(),
+            SdpError::AddressFamily
+        );
+        l.address = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+        let (answer, n) = answer_offer(&offer, &l).unwrap();
+        assert_eq!(n.remote_rtp, "[2001:db8::9]:5004".parse().unwrap());
+        assert!(answer.contains("c=IN IP6 2001:db8::2\r\n"));
+        // A host name cannot be used without a resolver.
+        let named = PCMU_ONLY.replace("c=IN IP4 203.0.113.9", "c=IN IP4 media.example.com");
+        assert_eq!(
+            answer_offer(&named, &local(vec![CodecKind::Pcmu])).unwrap_err(),
+            SdpError::UnsupportedAddress
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for bad in [
+            "",
+            "hello world",
+            "v=1\r\n",
+            "o=- 1 1 IN IP4 1.2.3.4\r\nv=0\r\n",
+            "v=0\r\nm=audio\r\n",
+            "v=0\r\nm=audio x RTP/AVP 0\r\n",
+            "v=0\r\nm=audio 70000 RTP/AVP 0\r\n",
+            "v=0\r\nc=IN IP4\r\nm=audio 1 RTP/AVP 0\r\n",
+            "v=0\r\nc=XX IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 0\r\n",
+            "v=0\r\n=x\r\n",
+            "v=0\r\n\u{1F600}=x\r\n",
+        ] {
+            assert!(
+                matches!(
+                    answer_offer(bad, &local(vec![CodecKind::Pcmu])),
+                    Err(SdpError::Malformed { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        // No c= anywhere.
+        assert!(matches!(
+            answer_offer(
+                "v=0\r\nm=audio 1 RTP/AVP 0\r\n",
+                &local(vec![CodecKind::Pcmu])
+            ),
+            Err(SdpError::Malformed { .. })
+        ));
+        assert!(matches!(
+            answer_offer(&"v=0\r\n".repeat(20_000), &local(vec![CodecKind::Pcmu])),
+            Err(SdpError::Malformed { line: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn offer_answer_round_trip() {
+        let alice = local(vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma]);
+        let mut bob = local(vec![CodecKind::Pcma, CodecKind::Pcmu]);
+        bob.address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20));
+        bob.rtp_port = 7000;
+        bob.rtcp_port = 7001;
+        let offer = create_offer(&alice);
+        let (answer, at_bob) = answer_offer(&offer, &bob).unwrap();
+        let at_alice = apply_answer(&answer, &alice).unwrap();
+        assert_eq!((at_bob.codec, at_bob.payload_type), (CodecKind::Pcma, 8));
+        assert_eq!(
+            (at_alice.codec, at_alice.payload_type),
+            (CodecKind::Pcma, 8)
+        );
+        assert_eq!(at_bob.dtmf_payload_type, Some(DTMF_PAYLOAD_TYPE));
+        assert_eq!(at_alice.dtmf_payload_type, Some(DTMF_PAYLOAD_TYPE));
+        assert_eq!(at_alice.remote_rtp, "192.0.2.20:7000".parse().unwrap());
+        assert_eq!(at_alice.remote_rtcp, "192.0.2.20:7001".parse().unwrap());
+        assert_eq!(at_bob.remote_rtp, "192.0.2.10:4000".parse().unwrap());
+        assert_eq!(at_alice.direction, Direction::SendRecv);
+
+        // Alice holds; Bob answers recvonly; Alice only sends and is not held herself.
+        let mut held = alice.clone();
+        held.direction = Direction::SendOnly;
+        held.session_version += 1;
+        let (answer, at_bob) = answer_offer(&create_offer(&held), &bob).unwrap();
+        assert!(at_bob.remote_hold);
+        assert_eq!(at_bob.direction, Direction::RecvOnly);
+        let at_alice = apply_answer(&answer, &held).unwrap();
+        assert_eq!(at_alice.direction, Direction::SendOnly);
+        assert!(!at_alice.remote_hold);
+    }
+
+    #[test]
+    fn apply_answer_cases() {
+        let offered = local(vec![CodecKind::Opus, CodecKind::Pcmu]);
+        let rejected = PCMU_ONLY.replace("m=audio 5004", "m=audio 0");
+        assert_eq!(
+            apply_answer(&rejected, &offered).unwrap_err(),
+            SdpError::Rejected
+        );
+        let n = apply_answer(PCMU_ONLY, &offered).unwrap();
+        assert_eq!(
+            (n.codec, n.payload_type, n.dtmf_payload_type),
+            (CodecKind::Pcmu, 0, None)
+        );
+        let pcma = PCMU_ONLY.replace("RTP/AVP 0", "RTP/AVP 8");
+        assert_eq!(
+            apply_answer(&pcma, &offered).unwrap_err(),
+            SdpError::NoCommonCodec,
+            "PCMA was not offered"
+        );
+        // An answer that uses another PT number for a codec we offered: use theirs.
+        let renumbered = PCMU_ONLY.replace(
+            "RTP/AVP 0\r\n",
+            "RTP/AVP 98 96\r\na=rtpmap:98 opus/48000/2\r\na=rtpmap:96 telephone-event/8000\r\na=inactive\r\n",
+        );
+        let n = apply_answer(&renumbered, &offered).unwrap();
+        assert_eq!(
+            (n.codec, n.payload_type, n.dtmf_payload_type),
+            (CodecKind::Opus, 98, Some(96))
+        );
+        assert_eq!(n.direction, Direction::Inactive);
+        assert!(n.remote_hold);
+    }
+
+    #[test]
+    fn direction_algebra() {
+        use Direction::*;
+        for d in [SendRecv, SendOnly, RecvOnly, Inactive] {
+            assert_eq!(d.reverse().reverse(), d);
+            assert_eq!(d.intersect(SendRecv), d);
+            assert_eq!(d.intersect(Inactive), Inactive);
+        }
+        assert_eq!(SendOnly.intersect(RecvOnly), Inactive);
+        assert_eq!(SendOnly.reverse(), RecvOnly);
+    }
+
+    /// A tiny deterministic PRNG for the fuzz-style tests.
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_sdp_never_panics() {
+        let mut rng = XorShift(0x5eed_05d9_u64);
+        let l = local(vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma]);
+        let samples = [BARESIP, LINPHONE, PCMU_ONLY, PROXIED];
+        let tokens: [&[u8]; 12] = [
+            b"\r\n",
+            b"=",
+            b":",
+            b"/",
+            b" ",
+            b"0",
+            b"65535",
+            b"m=audio ",
+            b"a=rtpmap:",
+            b"c=IN IP6 ",
+            b"\xff",
+            b"a=rtcp:",
+        ];
+        let mut ok = 0;
+        for i in 0..20_000 {
+            let mut bytes: Vec<u8> = if i % 10 == 0 {
+                (0..rng.below(300)).map(|_| rng.next() as u8).collect()
+            } else {
+                samples[rng.below(samples.len())].as_bytes().to_vec()
+            };
+            for _ in 0..1 + rng.below(6) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = rng.below(bytes.len());
+                match rng.below(5) {
+                    0 => bytes[at] = rng.next() as u8,
+                    1 => bytes.truncate(at),
+                    2 => {
+                        let t = tokens[rng.below(tokens.len())];
+                        bytes.splice(at..at, t.iter().copied());
+                    }
+                    3 => {
+                        let end = (at + rng.below(40)).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                    _ => {
+                        let end = (at + rng.below(60)).min(bytes.len());
+                        let chunk = bytes[at..end].to_vec();
+                        bytes.splice(at..at, chunk);
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            if let Ok((answer, _)) = answer_offer(&text, &l) {
+                ok += 1;
+                // Whatever we answer is again something we can read.
+                let _ = apply_answer(&answer, &l);
+            }
+            let _ = apply_answer(&text, &l);
+        }
+        assert!(ok > 1000, "mutations should often stay answerable ({ok})");
+    }
+}
