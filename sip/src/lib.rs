@@ -1,0 +1,12 @@
+//! KRYPTON's SIP user agent, on rsipstack's transports and transactions.
+
+pub mod account;
+pub mod call;
+pub mod digest;
+pub mod registration;
+pub mod ua;
+
+pub use account::{Account, AccountError, Aor, ProxyAddr, TransportKind};
+pub use call::{CallId, EndReason};
+pub use registration::RegistrationPolicy;
+pub use ua::{SipEvent, UaConfig, UaError, UserAgent};

@@ -1,0 +1,32 @@
+//! Real peers for KRYPTON's integration tests, each on loopback ports chosen at run time and
+//! stopped when dropped: [`Kamailio`] (registrar + proxy), and the helpers the tests share
+//! (free ports, waiting for a process to answer).
+//!
+//! Nothing here is mocked: these are the Debian programs a user's provider and peers run.
+
+mod kamailio;
+mod process;
+
+pub use kamailio::{DigestAlgorithm, Kamailio, KamailioConfig};
+pub use process::{Child, free_port, free_udp_port_pair};
+
+/// Errors while starting a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    /// A program is not installed.
+    #[error("{0} is not installed; run scripts/setup")]
+    Missing(&'static str),
+    /// The program did not come up in time.
+    #[error("{what} did not start within {secs} s; its log:\n{log}")]
+    NotReady {
+        /// What.
+        what: String,
+        /// Timeout.
+        secs: u64,
+        /// Tail of its log.
+        log: String,
+    },
+    /// File system or process error.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
