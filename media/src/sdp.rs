@@ -552,19 +552,19 @@ fn remote_of(desc: &Description, m: &Media) -> Result<Remote, SdpError> {
         return Err(SdpError::UnsupportedAddress);
     }
     let rtp = SocketAddr::new(ip, m.port);
-    let rtcp = match m.attr_values("rtcp").next() {
-        Some(v) => {
-            let mut fields = v.split_ascii_whitespace();
-            let port: u16 = fields
-                .next()
-                .and_then(|p| p.parse().ok())
-                .ok_or(malformed(0, "bad a=rtcp"))?;
-            let addr = match (fields.next(), fields.next(), fields.next()) {
-                (Some(_), Some(_), Some(a)) => a.parse::<IpAddr>().unwrap_or(ip),
-                _ => ip,
-            };
-            SocketAddr::new(addr, port)
-        }
+    // a=rtcp (RFC 3605) if it parses, else the RTP port + 1 (RFC 3550 §11). A broken
+    // a=rtcp is ignored rather than failing the call.
+    let explicit = m.attr_values("rtcp").next().and_then(|v| {
+        let mut fields = v.split_ascii_whitespace();
+        let port: u16 = fields.next()?.parse().ok().filter(|&p| p != 0)?;
+        let addr = match (fields.next(), fields.next(), fields.next()) {
+            (Some(_), Some(_), Some(a)) => a.parse::<IpAddr>().unwrap_or(ip),
+            _ => ip,
+        };
+        Some(SocketAddr::new(addr, port))
+    });
+    let rtcp = match explicit {
+        Some(a) => a,
         None => SocketAddr::new(
             ip,
             m.port
@@ -1038,6 +1038,13 @@ a=record:off\r\n";
         let (_, n) = answer_offer(&offer, &local(vec![CodecKind::Pcmu])).unwrap();
         assert_eq!(n.remote_rtcp, "203.0.113.50:6000".parse().unwrap());
         assert_eq!(n.ptime_ms, 30);
+        // A broken a=rtcp falls back to port + 1; a silly ptime is clamped.
+        let broken = offer
+            .replace("a=rtcp:6000 IN IP4 203.0.113.50", "a=rtcp:x")
+            .replace("ptime:30", "ptime:5000");
+        let (_, n) = answer_offer(&broken, &local(vec![CodecKind::Pcmu])).unwrap();
+        assert_eq!(n.remote_rtcp, "203.0.113.9:5005".parse().unwrap());
+        assert_eq!(n.ptime_ms, 120);
     }
 
     #[test]
