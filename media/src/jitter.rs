@@ -15,8 +15,10 @@
 //!   [`WARMUP_SAMPLES`] packets have been seen).
 //! * The *current delay* is how much later than the fastest path the frame due now is played:
 //!   `now − timestamp_time(slot) − min_transit`. Playout keeps it in `[target, target + frame)`
-//!   by dropping one frame (at most once every [`DROP_INTERVAL`] pops) or inserting one
-//!   concealment frame (at most once every [`INSERT_INTERVAL`] pops). A due frame that has not
+//!   by dropping one frame (at most once every [`DROP_INTERVAL`] pops, preferring a frame that
+//!   is missing anyway or much smaller than average, such as DTX or comfort noise, and waiting up
+//!   to `3 × DROP_INTERVAL` pops of excess delay for one) or inserting one concealment frame (at most once every
+//!   [`INSERT_INTERVAL`] pops). A due frame that has not
 //!   arrived while the delay is still below target is waited for (a concealment frame is
 //!   inserted) instead of being declared lost.
 //! * When nothing at all is buffered for [`UNDERRUN_POPS`] pops the buffer re-buffers: it plays
@@ -182,6 +184,10 @@ pub struct JitterBuffer {
     candidate: Option<Candidate>,
     empty_pops: u32,
     since_adapt: u32,
+    /// Consecutive pops with more delay than wanted.
+    drop_wanted: u32,
+    /// Moving average of payload sizes, times 16.
+    avg_len_x16: u64,
     stats: JitterStats,
 }
 
@@ -215,6 +221,8 @@ impl JitterBuffer {
             candidate: None,
             empty_pops: 0,
             since_adapt: 0,
+            drop_wanted: 0,
+            avg_len_x16: 0,
             stats: JitterStats {
                 target_delay: us_dur(initial_us),
                 ..JitterStats::default()
@@ -254,6 +262,7 @@ impl JitterBuffer {
         self.candidate = None;
         self.empty_pops = 0;
         self.since_adapt = 0;
+        self.drop_wanted = 0;
         self.stats.resets += 1;
     }
 
@@ -321,6 +330,11 @@ impl JitterBuffer {
         };
         self.since_adapt = self.since_adapt.saturating_add(1);
         let mut delay = delay_of(self, slot);
+        if delay >= self.target_us + self.frame_us {
+            self.drop_wanted = self.drop_wanted.saturating_add(1);
+        } else {
+            self.drop_wanted = 0;
+        }
 
         // Far too much delay (the playout clock stalled, or the path got much faster): jump.
         if delay > self.max_us.max(self.target_us + 5 * self.frame_us) {
@@ -330,7 +344,11 @@ impl JitterBuffer {
             self.drop_before(slot);
             delay -= skip * self.frame_us;
             self.since_adapt = 0;
-        } else if delay >= self.target_us + self.frame_us && self.since_adapt >= DROP_INTERVAL {
+        } else if delay >= self.target_us + self.frame_us
+            && self.since_adapt >= DROP_INTERVAL
+            && (self.drop_wanted >= 3 * DROP_INTERVAL || self.cheap_to_drop(slot))
+        {
+            self.drop_wanted = 0;
             if self.frames.remove(&slot).is_some() {
                 self.stats.dropped += 1;
             }
@@ -378,6 +396,14 @@ impl JitterBuffer {
         self.stats.concealed += 1;
         let next = self.frames.get(&(slot + 1)).map(|s| s.payload.clone());
         Playout::Missing { next }
+    }
+
+    /// A frame that is missing anyway, or much smaller than the average (DTX, comfort noise,
+    /// near-silence), can be dropped without an audible cut.
+    fn cheap_to_drop(&self, slot: i64) -> bool {
+        self.frames
+            .get(&slot)
+            .is_none_or(|f| (f.payload.len() as u64) * 2 <= self.avg_len_x16 / 16)
     }
 
     fn underrun(&mut self) -> Playout {
@@ -432,6 +458,9 @@ impl JitterBuffer {
             self.stats.duplicate += 1;
             return;
         }
+        // avg += (len - avg) / 16, in units of 1/16 byte.
+        let len_x16 = (payload.len() as u64).saturating_mul(16);
+        self.avg_len_x16 = (self.avg_len_x16 * 15 + len_x16) / 16;
         self.frames.insert(slot, Stored { ext_seq, payload });
         let capacity = (2 * self.max_us / self.frame_us) as usize + 32;
         while self.frames.len() > capacity {
@@ -944,6 +973,38 @@ mod tests {
         assert!(st.current_delay <= Duration::from_millis(140), "{st:?}");
         assert!(strictly_increasing(&played));
         assert_eq!(*played.last().unwrap(), 199 - 1);
+    }
+
+    #[test]
+    fn drops_prefer_small_frames() {
+        let mut jb = JitterBuffer::new(cfg());
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut played = Vec::new();
+        for i in 0..200u32 {
+            // Every tenth frame is tiny, like a DTX or comfort-noise frame.
+            let mut payload = i.to_be_bytes().to_vec();
+            if i % 10 != 7 {
+                payload.resize(160, 0);
+            }
+            jb.push(
+                at(u64::from(i) * 20),
+                i as u16,
+                i * 160,
+                Bytes::from(payload),
+            );
+            if let Playout::Frame(b) = jb.pop(at(u64::from(i) * 20)) {
+                played.push(id_of(&b));
+            }
+        }
+        let first = played[0];
+        let skipped: Vec<u32> = (first..*played.last().unwrap())
+            .filter(|id| !played.contains(id))
+            .collect();
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(skipped.iter().all(|id| id % 10 == 7), "{skipped:?}");
+        assert_eq!(jb.stats().dropped, 2);
+        assert_eq!(jb.stats().current_delay, Duration::from_millis(20));
     }
 
     #[test]
