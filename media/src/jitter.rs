@@ -1008,6 +1008,39 @@ mod tests {
     }
 
     #[test]
+    fn clock_drift_is_absorbed_by_drops_and_insertions() {
+        // The sender's clock runs 0.5 % fast, then another sender's 0.5 % slow.
+        for (spacing_us, fast) in [(19_900u64, true), (20_100, false)] {
+            let mut sim = Sim::new(cfg());
+            let pkts: Vec<Pkt> = (0..1_000u32)
+                .map(|i| Pkt {
+                    at_us: u64::from(i) * spacing_us + 10 * MS,
+                    seq: i as u16,
+                    ts: i * 160,
+                    id: i,
+                })
+                .collect();
+            sim.run(&pkts, 0, 980);
+            let st = sim.jb.stats();
+            assert_eq!(st.late, 0, "{st:?}");
+            assert!(
+                st.current_delay < st.target_delay + Duration::from_millis(20),
+                "{st:?}"
+            );
+            assert!(strictly_increasing(&sim.frames()));
+            if fast {
+                // 1000 × 0.1 ms = 100 ms too much audio: about five drops, no concealment.
+                assert!((4..=8).contains(&st.dropped), "{st:?}");
+                assert_eq!(sim.concealed_in_stream(), 0, "{st:?}");
+            } else {
+                // 100 ms too little: about five inserted frames, nothing dropped after start-up.
+                assert!((3..=8).contains(&st.inserted), "{st:?}");
+                assert_eq!(sim.concealed_in_stream() as u64, st.inserted, "{st:?}");
+            }
+        }
+    }
+
+    #[test]
     fn explicit_reset_starts_over() {
         let mut sim = Sim::new(cfg());
         sim.run(&stream(50, 0, 0, |_| 10.0), 0, 50);
