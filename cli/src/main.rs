@@ -8,6 +8,7 @@ mod chain_cmds;
 mod context;
 mod devnet;
 mod output;
+mod phone_cmd;
 mod wallet_cmds;
 
 use std::path::PathBuf;
@@ -109,6 +110,9 @@ enum Command {
         #[command(subcommand)]
         cmd: chain_cmds::ContractCmd,
     },
+    /// A softphone without a window: JSON events on stdout, JSON commands on stdin
+    /// (--account sip:USER@DOMAIN is the SIP account here)
+    Phone(phone_cmd::PhoneArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -158,5 +162,6 @@ async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
         Command::Providers => chain_cmds::providers(&ctx, out).await,
         Command::DeviceKey { cmd } => chain_cmds::device_key(&ctx, cmd, out).await,
         Command::Contract { cmd } => chain_cmds::contract(&ctx, cmd, out).await,
+        Command::Phone(args) => phone_cmd::run(&ctx, cli.account.clone(), args).await,
     }
 }

@@ -4,10 +4,16 @@
 //!
 //! Nothing here is mocked: these are the Debian programs a user's provider and peers run.
 
+mod audio;
+mod baresip;
 mod kamailio;
+mod phone;
 mod process;
 
+pub use audio::{PesqMode, PesqScore, SPEECH_TEXT, pesq, pesq_python, speech_wav};
+pub use baresip::{Baresip, BaresipConfig};
 pub use kamailio::{DigestAlgorithm, Kamailio, KamailioConfig};
+pub use phone::KryptonPhone;
 pub use process::{Child, free_port, free_udp_port_pair};
 
 /// Errors while starting a peer.

@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 pub struct Child {
     name: String,
     child: Option<std::process::Child>,
+    /// Held open for programs that exit when their stdin closes.
+    stdin: Option<std::process::ChildStdin>,
     log: PathBuf,
 }
 
@@ -21,8 +23,33 @@ impl Child {
         Ok(Child {
             name: name.to_string(),
             child: Some(child),
+            stdin: None,
             log: log.to_path_buf(),
         })
+    }
+
+    /// Like [`Child::spawn`], with a stdin pipe that stays open (and is returned by
+    /// [`Child::stdin`]) until the child is stopped.
+    pub fn spawn_with_stdin_pipe(
+        name: &str,
+        mut cmd: Command,
+        log: &Path,
+    ) -> std::io::Result<Child> {
+        let out = File::options().create(true).append(true).open(log)?;
+        let err = out.try_clone()?;
+        let mut child = cmd.stdin(Stdio::piped()).stdout(out).stderr(err).spawn()?;
+        let stdin = child.stdin.take();
+        Ok(Child {
+            name: name.to_string(),
+            child: Some(child),
+            stdin,
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// The child's stdin, if it was started with a pipe.
+    pub fn stdin(&mut self) -> Option<&mut std::process::ChildStdin> {
+        self.stdin.as_mut()
     }
 
     /// Process id.
@@ -47,6 +74,7 @@ impl Child {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        self.stdin = None;
         if let Ok(pid) = i32::try_from(child.id()) {
             // SAFETY: kill(2) on a pid we own; at worst it fails with ESRCH.
             unsafe {

@@ -1,0 +1,248 @@
+//! `krypton phone`: the phone without a window, for testers and scripts.
+//!
+//! Prints one JSON object per line on stdout for every event (`registered`, `incoming`,
+//! `ringing`, `established`, `dtmf`, `message`, `ended` …) and reads one JSON command per line
+//! on stdin (`call`, `answer`, `hangup`, `hold`, `resume`, `mute`, `dtmf`, `message`, `quit`).
+//! Logs go to stderr. SIGINT/SIGTERM hang up, unregister and exit.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use krypton_core::{AccountConfig, Phone, PhoneCommand, PhoneConfig, PhoneEvent};
+use tokio::io::AsyncBufReadExt;
+
+use crate::context::Context;
+
+/// Options of `krypton phone`.
+#[derive(clap::Args, Debug)]
+pub struct PhoneArgs {
+    /// TOML file with accounts, dial plan and the options below
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Outbound proxy for --account: sip:HOST[:PORT][;transport=udp|tcp|tls|ws]
+    #[arg(long)]
+    proxy: Option<String>,
+    /// File whose first line is the password of --account
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// Answer incoming calls at once
+    #[arg(long)]
+    auto_answer: bool,
+    /// Play this WAV file as the microphone
+    #[arg(long)]
+    play: Option<PathBuf>,
+    /// Record what the other side says into this WAV file ({call} = call number)
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Codecs in preference order: opus,pcmu,pcma
+    #[arg(long, value_delimiter = ',')]
+    codecs: Option<Vec<String>>,
+    /// Call this destination once the account is registered
+    #[arg(long)]
+    call: Option<String>,
+    /// Hang up calls this many seconds after they are established
+    #[arg(long)]
+    hangup_after: Option<f64>,
+    /// Exit when the call started with --call has ended
+    #[arg(long)]
+    quit_after_call: bool,
+    /// Local IP for SIP and RTP [default: 127.0.0.1]
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// Local SIP port [default: any free port]
+    #[arg(long)]
+    sip_port: Option<u16>,
+    /// RTP port range, e.g. 16000-16999
+    #[arg(long)]
+    rtp_ports: Option<String>,
+    /// Keep-alive probe interval in seconds for --account (0 = off)
+    #[arg(long)]
+    keepalive: Option<u64>,
+    /// Registration expiry in seconds for --account
+    #[arg(long)]
+    expires: Option<u32>,
+}
+
+/// Run the phone until `quit`, a signal, or the end of the --call call (--quit-after-call).
+pub async fn run(ctx: &Context, account: Option<String>, args: PhoneArgs) -> anyhow::Result<()> {
+    let config = build_config(ctx, account, &args)?;
+    let auto_call = args.call.clone();
+    let (phone, mut events) = Phone::start(config)
+        .await
+        .context("cannot start the phone")?;
+
+    // Commands from stdin, one JSON object per line. EOF leaves the phone running.
+    let input = phone.clone();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<PhoneCommand>(line) {
+                Ok(c) => {
+                    input.send(c);
+                }
+                Err(e) => print_event(&PhoneEvent::Error {
+                    message: format!("cannot read the command {line:?}: {e}"),
+                }),
+            }
+        }
+    });
+    let signals = phone.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signals.send(PhoneCommand::Quit);
+    });
+
+    let mut pending_call = auto_call;
+    let mut auto_call_id: Option<u64> = None;
+    while let Some(e) = events.recv().await {
+        print_event(&e);
+        match &e {
+            PhoneEvent::Registered { .. } | PhoneEvent::Ready { .. } => {
+                // Dial once registered (or at once when no account registers).
+                let ready = matches!(e, PhoneEvent::Registered { .. }) || !any_registering(&args);
+                if ready && let Some(to) = pending_call.take() {
+                    phone.send(PhoneCommand::Call { to, account: None });
+                }
+            }
+            PhoneEvent::Calling { call, .. } if auto_call_id.is_none() => {
+                auto_call_id = Some(*call);
+            }
+            PhoneEvent::Ended { call, .. }
+                if args.quit_after_call && auto_call_id == Some(*call) =>
+            {
+                phone.send(PhoneCommand::Quit);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn any_registering(args: &PhoneArgs) -> bool {
+    args.config.is_some() || args.proxy.is_some() || args.password_file.is_some()
+}
+
+fn print_event(e: &PhoneEvent) {
+    let mut out = std::io::stdout().lock();
+    if let Ok(line) = serde_json::to_string(e) {
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn build_config(
+    ctx: &Context,
+    account: Option<String>,
+    args: &PhoneArgs,
+) -> anyhow::Result<PhoneConfig> {
+    let mut config = match &args.config {
+        Some(path) => PhoneConfig::load(path)?,
+        None => PhoneConfig::default(),
+    };
+    if let Some(aor) = account {
+        let id = aor_id(&aor);
+        config.accounts.push(AccountConfig {
+            id: id.clone(),
+            aor,
+            proxy: args.proxy.clone(),
+            username: None,
+            password_file: args.password_file.clone(),
+            display_name: None,
+            register: true,
+            expires: args.expires,
+            keepalive: args.keepalive,
+            krypton: false,
+        });
+        if config.dial_plan.default.is_empty() {
+            config.dial_plan.default.push(id);
+        }
+    } else if args.proxy.is_some() || args.password_file.is_some() {
+        anyhow::bail!("--proxy and --password-file belong to --account sip:USER@DOMAIN");
+    }
+    if let Some(c) = &args.codecs {
+        config.codecs = c.clone();
+    }
+    if let Some(b) = args.bind {
+        config.bind = b;
+    }
+    if let Some(p) = args.sip_port {
+        config.sip_port = p;
+    }
+    if let Some(r) = &args.rtp_ports {
+        config.rtp_ports = parse_range(r)?;
+    }
+    config.auto_answer |= args.auto_answer;
+    if args.play.is_some() {
+        config.play = args.play.clone();
+    }
+    if args.record.is_some() {
+        config.record = args.record.clone();
+    }
+    if args.hangup_after.is_some() {
+        config.hangup_after = args.hangup_after;
+    }
+    if let Some(p) = &config.play {
+        check_readable(p)?;
+    }
+    if config.data_dir.is_none() {
+        config.data_dir = Some(ctx.data_dir.join("phone"));
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// A short account id from an AOR: `sip:alice@a.test` → `alice@a.test`.
+fn aor_id(aor: &str) -> String {
+    aor.trim()
+        .trim_start_matches("sips:")
+        .trim_start_matches("sip:")
+        .to_string()
+}
+
+fn parse_range(s: &str) -> anyhow::Result<(u16, u16)> {
+    let (a, b) = s
+        .split_once('-')
+        .with_context(|| format!("--rtp-ports '{s}' is not a range like 16000-16999"))?;
+    Ok((
+        a.trim()
+            .parse()
+            .with_context(|| format!("bad port '{a}'"))?,
+        b.trim()
+            .parse()
+            .with_context(|| format!("bad port '{b}'"))?,
+    ))
+}
+
+fn check_readable(p: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(p)
+        .map(|_| ())
+        .with_context(|| format!("cannot read the WAV file {} given to --play", p.display()))
+}

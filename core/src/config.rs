@@ -1,0 +1,318 @@
+//! The phone's settings: accounts, dial plan, codecs, ports and file audio. Read from TOML
+//! (`krypton phone --config FILE`) or built by a front end.
+//!
+//! ```toml
+//! codecs = ["opus", "pcmu"]
+//! rtp_ports = [16000, 16999]
+//!
+//! [[account]]
+//! id = "provider-a"
+//! aor = "sip:alice@a.example"
+//! proxy = "sip:127.0.0.1:5060;transport=udp"
+//! password_file = "/run/secrets/a"
+//!
+//! [dial_plan]
+//! default = ["provider-a"]
+//! [[dial_plan.rules]]
+//! match = { prefix = "+31" }
+//! accounts = ["provider-a", "provider-b"]
+//! ```
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use krypton_media::codec::CodecKind;
+use krypton_sip::digest::Credentials;
+use krypton_sip::{Account, Aor, ProxyAddr, RegistrationPolicy};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::dialplan::DialPlan;
+
+/// Errors in the phone's settings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// A setting is wrong.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One account as written in the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Short name used by the dial plan and commands.
+    pub id: String,
+    /// `sip:user@domain`.
+    pub aor: String,
+    /// Outbound proxy `sip:host[:port][;transport=udp|tcp|tls|ws|wss]`; default: the AOR's
+    /// domain over UDP.
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// Authentication user name (default: the AOR's user).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// A file whose first line is the password (keeps the secret out of the config).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// REGISTER this account (default true).
+    #[serde(default = "yes")]
+    pub register: bool,
+    /// Requested registration expiry in seconds (default 600).
+    #[serde(default)]
+    pub expires: Option<u32>,
+    /// Keep-alive probe interval in seconds (default 15; 0 = off).
+    #[serde(default)]
+    pub keepalive: Option<u64>,
+    /// This account is the KRYPTON path (calls to NEO addresses).
+    #[serde(default)]
+    pub krypton: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Everything the phone needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneConfig {
+    /// Accounts (`[[account]]` in TOML).
+    #[serde(default, rename = "account")]
+    pub accounts: Vec<AccountConfig>,
+    /// Routing by destination.
+    #[serde(default)]
+    pub dial_plan: DialPlan,
+    /// Codecs in preference order (`opus`, `pcmu`, `pcma`).
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<String>,
+    /// Local IP for SIP and RTP.
+    #[serde(default = "default_bind")]
+    pub bind: IpAddr,
+    /// Local SIP UDP port (0 = any).
+    #[serde(default)]
+    pub sip_port: u16,
+    /// RTP port range (inclusive).
+    #[serde(default = "default_rtp_ports")]
+    pub rtp_ports: (u16, u16),
+    /// Answer incoming calls at once.
+    #[serde(default)]
+    pub auto_answer: bool,
+    /// Play this WAV file as the microphone.
+    #[serde(default)]
+    pub play: Option<PathBuf>,
+    /// Record what we hear into this WAV file (`{call}` is replaced by the call number).
+    #[serde(default)]
+    pub record: Option<PathBuf>,
+    /// Hang up this many seconds after a call is established.
+    #[serde(default)]
+    pub hangup_after: Option<f64>,
+    /// Where the message database and the instance id live.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Seconds to wait for an answer before trying the next route (default 60).
+    #[serde(default)]
+    pub no_answer_timeout: Option<u64>,
+}
+
+fn default_codecs() -> Vec<String> {
+    vec!["opus".into(), "pcmu".into(), "pcma".into()]
+}
+
+fn default_bind() -> IpAddr {
+    IpAddr::from([127, 0, 0, 1])
+}
+
+fn default_rtp_ports() -> (u16, u16) {
+    (16000, 16999)
+}
+
+impl Default for PhoneConfig {
+    fn default() -> Self {
+        PhoneConfig {
+            accounts: Vec::new(),
+            dial_plan: DialPlan::default(),
+            codecs: default_codecs(),
+            bind: default_bind(),
+            sip_port: 0,
+            rtp_ports: default_rtp_ports(),
+            auto_answer: false,
+            play: None,
+            record: None,
+            hangup_after: None,
+            data_dir: None,
+            no_answer_timeout: None,
+        }
+    }
+}
+
+impl PhoneConfig {
+    /// Read a TOML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The codecs, parsed.
+    pub fn codec_kinds(&self) -> Result<Vec<CodecKind>, ConfigError> {
+        let kinds = self
+            .codecs
+            .iter()
+            .map(|c| {
+                CodecKind::from_name(c).ok_or_else(|| {
+                    ConfigError::Invalid(format!("unknown codec '{c}': use opus, pcmu or pcma"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if kinds.is_empty() {
+            return Err(ConfigError::Invalid("no codecs configured".into()));
+        }
+        Ok(kinds)
+    }
+
+    /// Check accounts and dial plan together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.codec_kinds()?;
+        let mut ids: Vec<&str> = Vec::new();
+        for a in &self.accounts {
+            if ids.contains(&a.id.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "account id '{}' is used twice",
+                    a.id
+                )));
+            }
+            ids.push(&a.id);
+        }
+        self.dial_plan
+            .validate(&ids)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.rtp_ports.0 >= self.rtp_ports.1 {
+            return Err(ConfigError::Invalid(
+                "rtp_ports must be a range like [16000, 16999]".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AccountConfig {
+    /// The SIP layer's account, with the password read from `password_file`.
+    pub fn to_account(&self) -> Result<Account, ConfigError> {
+        let aor = Aor::parse(&self.aor).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let proxy = match &self.proxy {
+            Some(p) => ProxyAddr::parse(p),
+            None => ProxyAddr::parse(&format!("sip:{}", aor.domain)),
+        }
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let credentials = match &self.password_file {
+            Some(path) => {
+                let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+                    ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    }
+                })?);
+                let password = text.lines().next().unwrap_or("").to_string();
+                let user = self.username.clone().unwrap_or_else(|| aor.user.clone());
+                Some(Credentials::new(user, password))
+            }
+            None => None,
+        };
+        let mut policy = RegistrationPolicy::default();
+        if let Some(e) = self.expires {
+            policy.expires = e;
+        }
+        if let Some(k) = self.keepalive {
+            policy.keepalive = (k > 0).then(|| Duration::from_secs(k));
+        }
+        Ok(Account {
+            id: self.id.clone(),
+            aor,
+            display_name: self.display_name.clone(),
+            proxy,
+            credentials,
+            register: self.register,
+            policy,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_file_with_two_accounts_and_a_dial_plan() {
+        let text = r#"
+codecs = ["pcmu", "opus"]
+rtp_ports = [20000, 20100]
+
+[[account]]
+id = "a"
+aor = "sip:alice@a.test"
+proxy = "sip:127.0.0.1:5060;transport=tcp"
+
+[[account]]
+id = "b"
+aor = "sip:alice@b.test"
+register = false
+
+[dial_plan]
+default = ["b"]
+[[dial_plan.rules]]
+match = { prefix = "+31" }
+accounts = ["a", "b"]
+"#;
+        let c: PhoneConfig = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.codec_kinds().unwrap(), [CodecKind::Pcmu, CodecKind::Opus]);
+        let a = c.accounts[0].to_account().unwrap();
+        assert_eq!(a.proxy.port, 5060);
+        let b = c.accounts[1].to_account().unwrap();
+        assert_eq!(b.proxy.host, "b.test");
+        assert!(!b.register);
+        assert_eq!(c.dial_plan.routes("+3120123")[0].account, "a");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let c: PhoneConfig =
+            toml::from_str("codecs = [\"g729\"]\n[[account]]\nid = \"a\"\naor = \"sip:a@b\"\n")
+                .unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("g729"));
+        let e = toml::from_str::<PhoneConfig>("acount = []").unwrap_err();
+        assert!(e.to_string().contains("acount"), "{e}");
+        let c: PhoneConfig = toml::from_str(
+            "[[account]]\nid = \"a\"\naor = \"sip:a@b\"\n[dial_plan]\ndefault = [\"zz\"]\n",
+        )
+        .unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("zz"));
+    }
+}

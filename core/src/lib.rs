@@ -1,0 +1,11 @@
+//! KRYPTON's phone core: one API (commands in, events out) that the desktop app and the
+//! headless `krypton phone` both drive.
+
+pub mod audio;
+pub mod config;
+pub mod dialplan;
+pub mod phone;
+pub mod store;
+
+pub use config::{AccountConfig, ConfigError, PhoneConfig};
+pub use phone::{CallSummary, Phone, PhoneCommand, PhoneError, PhoneEvent};

@@ -1,0 +1,1296 @@
+//! The phone: one actor that joins the SIP user agent, the media streams, the dial plan and the
+//! message store behind one API — [`PhoneCommand`]s in, [`PhoneEvent`]s out. The headless
+//! `krypton phone` prints the events as JSON lines and reads commands the same way; the desktop
+//! app maps them to Tauri commands and events. Both get every feature from here.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use krypton_media::codec::{CodecKind, OpusSettings};
+use krypton_media::engine::{
+    AudioSink, AudioSource, MediaEvent, MediaStream, RtpSockets, Silence, StreamConfig,
+};
+use krypton_media::sdp::{self, Direction, LocalMedia, Negotiated};
+use krypton_sip::{CallId, EndReason, SipEvent, UaConfig, UserAgent};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::audio::{WavFileSink, WavFileSource};
+use crate::config::{ConfigError, PhoneConfig};
+use crate::dialplan::{self, Route};
+use crate::store::{MessageId, MessageStore};
+
+/// Errors starting the phone.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PhoneError {
+    /// Bad settings.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// SIP could not start.
+    #[error(transparent)]
+    Sip(#[from] krypton_sip::UaError),
+    /// The message database could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// File system error.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the user (or a tester) asks the phone to do. JSON: `{"cmd":"call","to":"…"}`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PhoneCommand {
+    /// Call a number, SIP URI or NEO address (routed by the dial plan unless `account` is
+    /// given).
+    Call {
+        /// Destination.
+        to: String,
+        /// Force an account.
+        #[serde(default)]
+        account: Option<String>,
+    },
+    /// Answer an incoming call.
+    Answer {
+        /// Call number.
+        call: u64,
+    },
+    /// Hang up (or decline) a call.
+    Hangup {
+        /// Call number.
+        call: u64,
+    },
+    /// Put a call on hold.
+    Hold {
+        /// Call number.
+        call: u64,
+    },
+    /// Take a call off hold.
+    Resume {
+        /// Call number.
+        call: u64,
+    },
+    /// Mute or unmute the microphone in a call.
+    Mute {
+        /// Call number.
+        call: u64,
+        /// Mute on or off.
+        on: bool,
+    },
+    /// Send DTMF digits (RFC 4733, or SIP INFO when the peer has no telephone events).
+    Dtmf {
+        /// Call number.
+        call: u64,
+        /// Digits `0-9*#A-D`.
+        digits: String,
+    },
+    /// Send a text message (kept in the outbox until the proxy accepts it).
+    Message {
+        /// Destination.
+        to: String,
+        /// Text.
+        body: String,
+        /// Force an account.
+        #[serde(default)]
+        account: Option<String>,
+    },
+    /// Hang up everything, unregister and stop.
+    Quit,
+}
+
+/// Call-quality figures in an `ended` event.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CallSummary {
+    /// Codec used.
+    pub codec: String,
+    /// RTP packets sent.
+    pub packets_sent: u64,
+    /// RTP packets received.
+    pub packets_received: u64,
+    /// Packets lost (RFC 3550 cumulative).
+    pub packets_lost: i64,
+    /// Fraction lost (0–1) of what we should have received.
+    pub loss: f32,
+    /// Interarrival jitter, ms.
+    pub jitter_ms: f32,
+    /// Round-trip time from RTCP, ms.
+    pub rtt_ms: Option<f32>,
+    /// Jitter buffer delay at the end, ms.
+    pub buffer_ms: Option<f32>,
+    /// Frames concealed.
+    pub concealed: u64,
+    /// Malformed packets dropped.
+    pub malformed: u64,
+    /// MOS estimate (E-model).
+    pub mos: f32,
+}
+
+/// What happened. JSON: `{"event":"registered","account":"a","expires":600}`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PhoneEvent {
+    /// The phone runs; SIP listens on `sip`.
+    Ready {
+        /// Local SIP address.
+        sip: String,
+    },
+    /// An account is registered.
+    Registered {
+        /// Account id.
+        account: String,
+        /// Seconds granted.
+        expires: u32,
+    },
+    /// A registration failed.
+    RegistrationFailed {
+        /// Account id.
+        account: String,
+        /// SIP status, if any.
+        status: Option<u16>,
+        /// What happened and what to do.
+        reason: String,
+        /// Seconds until the next try (none: fix the account first).
+        retry_in: Option<f64>,
+    },
+    /// An account was unregistered.
+    Unregistered {
+        /// Account id.
+        account: String,
+    },
+    /// We are calling out (also after a failover to the next route).
+    Calling {
+        /// Call number.
+        call: u64,
+        /// Account used.
+        account: String,
+        /// What is dialled on it.
+        to: String,
+    },
+    /// A call comes in.
+    Incoming {
+        /// Call number.
+        call: u64,
+        /// Account.
+        account: String,
+        /// Caller.
+        from: String,
+    },
+    /// The far end rings.
+    Ringing {
+        /// Call number.
+        call: u64,
+    },
+    /// The call is up; audio flows.
+    Established {
+        /// Call number.
+        call: u64,
+        /// Codec.
+        codec: String,
+    },
+    /// The route failed; trying the next account.
+    Failover {
+        /// Call number.
+        call: u64,
+        /// Account that failed.
+        from_account: String,
+        /// Why.
+        reason: String,
+    },
+    /// We put the call on hold.
+    Held {
+        /// Call number.
+        call: u64,
+    },
+    /// We took the call off hold.
+    Resumed {
+        /// Call number.
+        call: u64,
+    },
+    /// The other side put us on hold (`on`) or took us off it.
+    RemoteHold {
+        /// Call number.
+        call: u64,
+        /// On hold now.
+        on: bool,
+    },
+    /// A DTMF digit arrived.
+    Dtmf {
+        /// Call number.
+        call: u64,
+        /// Digit.
+        digit: char,
+    },
+    /// A text message arrived.
+    Message {
+        /// Account.
+        account: String,
+        /// Sender.
+        from: String,
+        /// Text.
+        body: String,
+    },
+    /// Where one of our messages stands.
+    MessageStatus {
+        /// Message id (stable across restarts).
+        id: i64,
+        /// Destination.
+        to: String,
+        /// `pending` (will retry), `delivered` or `failed`.
+        status: String,
+        /// SIP status, if any.
+        code: Option<u16>,
+        /// Reason phrase or explanation.
+        reason: String,
+    },
+    /// The call is over.
+    Ended {
+        /// Call number.
+        call: u64,
+        /// `local_hangup`, `remote_hangup`, `busy`, `declined`, `timeout`, `failed`,
+        /// `media_failure`.
+        reason: String,
+        /// SIP status, when one explains it.
+        status: Option<u16>,
+        /// Details for `failed`.
+        detail: Option<String>,
+        /// Seconds since established (0 if it never was).
+        duration: f64,
+        /// Quality figures, if media ran.
+        stats: Option<CallSummary>,
+    },
+    /// A command could not be carried out.
+    Error {
+        /// What went wrong and what to do.
+        message: String,
+    },
+}
+
+/// Handle to a running phone.
+#[derive(Clone)]
+pub struct Phone {
+    commands: mpsc::UnboundedSender<PhoneCommand>,
+}
+
+impl Phone {
+    /// Start the phone: SIP socket, accounts (registering), message outbox.
+    pub async fn start(
+        config: PhoneConfig,
+    ) -> Result<(Phone, mpsc::UnboundedReceiver<PhoneEvent>), PhoneError> {
+        config.validate()?;
+        let codecs = config.codec_kinds()?;
+        let data_dir = config
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("krypton-phone"));
+        std::fs::create_dir_all(&data_dir)?;
+        let instance = instance_id(&data_dir)?;
+        let store = MessageStore::open(&data_dir.join("messages.sqlite"))?;
+        let (ua, sip_events) = UserAgent::start(UaConfig {
+            bind: config.bind,
+            port: config.sip_port,
+            user_agent: format!("KRYPTON/{}", env!("CARGO_PKG_VERSION")),
+            instance,
+        })
+        .await?;
+        let mut accounts = Vec::new();
+        for a in &config.accounts {
+            accounts.push(a.to_account()?);
+        }
+        for a in accounts {
+            ua.add_account(a)?;
+        }
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (int_tx, int_rx) = mpsc::unbounded_channel();
+        let _ = ev_tx.send(PhoneEvent::Ready {
+            sip: ua.local_addr().to_string(),
+        });
+        let actor = Actor {
+            ua,
+            config,
+            codecs,
+            store: std::sync::Mutex::new(store),
+            events: ev_tx,
+            internal: int_tx,
+            calls: HashMap::new(),
+            next_call: 1,
+            in_flight: HashMap::new(),
+            next_outbox_try: None,
+        };
+        tokio::spawn(actor.run(cmd_rx, sip_events, int_rx));
+        Ok((Phone { commands: cmd_tx }, ev_rx))
+    }
+
+    /// Ask the phone to do something; the outcome arrives as events.
+    pub fn send(&self, command: PhoneCommand) -> bool {
+        self.commands.send(command).is_ok()
+    }
+}
+
+/// `urn:uuid:…` for RFC 5626, kept in the data directory so it survives restarts.
+fn instance_id(dir: &std::path::Path) -> std::io::Result<String> {
+    let path = dir.join("instance-id");
+    if let Ok(s) = std::fs::read_to_string(&path)
+        && s.trim().starts_with("urn:uuid:")
+    {
+        return Ok(s.trim().to_string());
+    }
+    let id = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+    std::fs::write(&path, &id)?;
+    Ok(id)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+enum Internal {
+    Media(u64, MediaEvent),
+    HangupTimer(u64),
+    NoAnswer(u64, CallId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Dialing,
+    Ringing,
+    IncomingRinging,
+    Answering,
+    Established,
+}
+
+struct PhoneCall {
+    sip: CallId,
+    account: String,
+    state: State,
+    /// Outgoing: the routes not tried yet.
+    routes: VecDeque<Route>,
+    local: LocalMedia,
+    sockets: Option<RtpSockets>,
+    stream: Option<MediaStream>,
+    negotiated: Option<Negotiated>,
+    /// Incoming: our answer to the offer, sent when the user answers.
+    answer: Option<Vec<u8>>,
+    held: bool,
+    remote_hold: bool,
+    established_at: Option<Instant>,
+    muted: bool,
+}
+
+struct Actor {
+    ua: UserAgent,
+    config: PhoneConfig,
+    codecs: Vec<CodecKind>,
+    store: std::sync::Mutex<MessageStore>,
+    events: mpsc::UnboundedSender<PhoneEvent>,
+    internal: mpsc::UnboundedSender<Internal>,
+    calls: HashMap<u64, PhoneCall>,
+    next_call: u64,
+    /// SIP message id → stored message id and destination.
+    in_flight: HashMap<u64, (MessageId, String)>,
+    next_outbox_try: Option<Instant>,
+}
+
+/// How often pending messages are retried while the proxy does not take them.
+const OUTBOX_RETRY: Duration = Duration::from_secs(3);
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<PhoneCommand>,
+        mut sip: mpsc::UnboundedReceiver<SipEvent>,
+        mut internal: mpsc::UnboundedReceiver<Internal>,
+    ) {
+        // Messages left in the outbox by an earlier run go out as soon as an account registers
+        // (or at the first retry tick).
+        self.next_outbox_try = Some(Instant::now() + OUTBOX_RETRY);
+        loop {
+            let wake = self
+                .next_outbox_try
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                c = commands.recv() => match c {
+                    Some(PhoneCommand::Quit) | None => break,
+                    Some(c) => self.command(c).await,
+                },
+                Some(e) = sip.recv() => self.sip_event(e).await,
+                Some(i) = internal.recv() => self.internal(i).await,
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    self.next_outbox_try = None;
+                    self.flush_outbox(None).await;
+                }
+            }
+        }
+        let ids: Vec<u64> = self.calls.keys().copied().collect();
+        for id in ids {
+            self.hangup(id).await;
+        }
+        self.ua.shutdown().await;
+        // Drain what the shutdown produced (unregistered, ended) so front ends see it.
+        while let Ok(e) = sip.try_recv() {
+            self.sip_event(e).await;
+        }
+        info!("phone stopped");
+    }
+
+    /// The message store (synchronous SQLite; each call is a short local transaction).
+    fn store(&self) -> std::sync::MutexGuard<'_, MessageStore> {
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn emit(&self, e: PhoneEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn error(&self, message: impl Into<String>) {
+        self.emit(PhoneEvent::Error {
+            message: message.into(),
+        });
+    }
+
+    fn call_by_sip(&self, sip: CallId) -> Option<u64> {
+        self.calls
+            .iter()
+            .find(|(_, c)| c.sip == sip)
+            .map(|(id, _)| *id)
+    }
+
+    fn local_media(&self, sockets: &RtpSockets) -> LocalMedia {
+        LocalMedia {
+            address: self.config.bind,
+            rtp_port: sockets.rtp_port(),
+            rtcp_port: sockets.rtcp_port(),
+            codecs: self.codecs.clone(),
+            dtmf: true,
+            direction: Direction::SendRecv,
+            session_id: u64::from(rand_u32()),
+            session_version: 1,
+        }
+    }
+
+    async fn bind_sockets(&self) -> Result<RtpSockets, String> {
+        let (from, to) = self.config.rtp_ports;
+        RtpSockets::bind(self.config.bind, from, to)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn routes_for(&self, to: &str, account: Option<&str>) -> Vec<Route> {
+        let target = dialplan::normalize(to);
+        if let Some(a) = account {
+            return vec![Route {
+                account: a.to_string(),
+                target,
+            }];
+        }
+        let routes = self.config.dial_plan.routes(&target);
+        if routes.is_empty() && self.config.accounts.len() == 1 {
+            return vec![Route {
+                account: self.config.accounts[0].id.clone(),
+                target,
+            }];
+        }
+        routes
+    }
+
+    // ------------------------------------------------------------------ commands
+
+    async fn command(&mut self, c: PhoneCommand) {
+        match c {
+            PhoneCommand::Call { to, account } => {
+                let routes: VecDeque<Route> = self.routes_for(&to, account.as_deref()).into();
+                if routes.is_empty() {
+                    self.error(format!(
+                        "no account routes '{to}': add a dial plan rule or a default account"
+                    ));
+                    return;
+                }
+                let sockets = match self.bind_sockets().await {
+                    Ok(s) => s,
+                    Err(e) => return self.error(e),
+                };
+                let id = self.next_call;
+                self.next_call += 1;
+                let local = self.local_media(&sockets);
+                let call = PhoneCall {
+                    sip: CallId(0),
+                    account: String::new(),
+                    state: State::Dialing,
+                    routes,
+                    local,
+                    sockets: Some(sockets),
+                    stream: None,
+                    negotiated: None,
+                    answer: None,
+                    held: false,
+                    remote_hold: false,
+                    established_at: None,
+                    muted: false,
+                };
+                self.calls.insert(id, call);
+                self.dial_next(id, None).await;
+            }
+            PhoneCommand::Answer { call } => self.answer(call).await,
+            PhoneCommand::Hangup { call } => {
+                if !self.calls.contains_key(&call) {
+                    return self.error(format!("no call {call}"));
+                }
+                self.hangup(call).await;
+            }
+            PhoneCommand::Hold { call } => self.set_hold(call, true),
+            PhoneCommand::Resume { call } => self.set_hold(call, false),
+            PhoneCommand::Mute { call, on } => match self.calls.get_mut(&call) {
+                Some(c) => {
+                    c.muted = on;
+                    if let Some(s) = &c.stream {
+                        let _ = s.set_mute(on);
+                    }
+                }
+                None => self.error(format!("no call {call}")),
+            },
+            PhoneCommand::Dtmf { call, digits } => self.dtmf(call, &digits),
+            PhoneCommand::Message { to, body, account } => {
+                let Some(route) = self.routes_for(&to, account.as_deref()).into_iter().next()
+                else {
+                    return self.error(format!("no account routes '{to}'"));
+                };
+                let queued = self
+                    .store()
+                    .enqueue(&route.account, &route.target, &body, now_ms());
+                match queued {
+                    Ok(id) => {
+                        self.emit(PhoneEvent::MessageStatus {
+                            id: id.0,
+                            to: route.target.clone(),
+                            status: "pending".into(),
+                            code: None,
+                            reason: "queued".into(),
+                        });
+                        self.flush_outbox(Some(id)).await;
+                    }
+                    Err(e) => self.error(e.to_string()),
+                }
+            }
+            PhoneCommand::Quit => {}
+        }
+    }
+
+    /// Place the call on its next route; `failed` says why the previous one failed.
+    async fn dial_next(&mut self, id: u64, failed: Option<(String, String)>) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(route) = call.routes.pop_front() else {
+            return;
+        };
+        if let Some((from_account, reason)) = failed {
+            let _ = self.events.send(PhoneEvent::Failover {
+                call: id,
+                from_account,
+                reason,
+            });
+        }
+        call.account = route.account.clone();
+        call.state = State::Dialing;
+        let offer = sdp::create_offer(&call.local).into_bytes();
+        match self.ua.call(&route.account, &route.target, offer).await {
+            Ok(sip) => {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.sip = sip;
+                }
+                self.emit(PhoneEvent::Calling {
+                    call: id,
+                    account: route.account.clone(),
+                    to: route.target,
+                });
+                if let Some(t) = self.config.no_answer_timeout {
+                    let tx = self.internal.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(t)).await;
+                        let _ = tx.send(Internal::NoAnswer(id, sip));
+                    });
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                if self.calls.get(&id).is_some_and(|c| !c.routes.is_empty()) {
+                    Box::pin(self.dial_next(id, Some((route.account, reason)))).await;
+                } else {
+                    self.finish(id, "failed", None, Some(reason)).await;
+                }
+            }
+        }
+    }
+
+    async fn answer(&mut self, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return self.error(format!("no call {id}"));
+        };
+        if call.state != State::IncomingRinging {
+            return self.error(format!("call {id} is not ringing here"));
+        }
+        let Some(answer) = call.answer.take() else {
+            return;
+        };
+        call.state = State::Answering;
+        let sip = call.sip;
+        if let Err(e) = self.ua.answer(sip, answer) {
+            return self.error(e.to_string());
+        }
+        self.start_media(id);
+    }
+
+    fn set_hold(&mut self, id: u64, hold: bool) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return self.error(format!("no call {id}"));
+        };
+        if call.state != State::Established || call.held == hold {
+            return;
+        }
+        call.held = hold;
+        call.local.direction = if hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        call.local.session_version += 1;
+        let offer = sdp::create_offer(&call.local).into_bytes();
+        if let Err(e) = self.ua.reoffer(call.sip, offer) {
+            self.error(e.to_string());
+        }
+    }
+
+    fn dtmf(&mut self, id: u64, digits: &str) {
+        let Some(call) = self.calls.get(&id) else {
+            return self.error(format!("no call {id}"));
+        };
+        let rfc4733 = call
+            .negotiated
+            .as_ref()
+            .is_some_and(|n| n.dtmf_payload_type.is_some());
+        for d in digits.chars() {
+            if krypton_media::dtmf::event_code(d).is_none() {
+                self.error(format!("'{d}' is not a DTMF digit (0-9 * # A-D)"));
+                continue;
+            }
+            if rfc4733 && let Some(s) = &call.stream {
+                let _ = s.send_dtmf(d, Duration::from_millis(100));
+            } else {
+                let body = format!("Signal={d}\r\nDuration=100\r\n").into_bytes();
+                let _ = self.ua.info(call.sip, "application/dtmf-relay", body);
+            }
+        }
+    }
+
+    async fn hangup(&mut self, id: u64) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let _ = self.ua.hangup(call.sip);
+        // The SIP layer reports Ended(LocalHangup); finish() runs then.
+    }
+
+    // ------------------------------------------------------------------ media
+
+    fn start_media(&mut self, id: u64) {
+        let play = self.config.play.clone();
+        let record = self
+            .config
+            .record
+            .as_ref()
+            .map(|p| PathBuf::from(p.to_string_lossy().replace("{call}", &id.to_string())));
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(n) = call.negotiated.clone() else {
+            return;
+        };
+        if let Some(s) = &call.stream {
+            let _ = s.renegotiate(n);
+            return;
+        }
+        let Some(sockets) = call.sockets.take() else {
+            return;
+        };
+        let source: Box<dyn AudioSource> = match &play {
+            Some(p) => Box::new(WavFileSource::new(p)),
+            None => Box::new(Silence),
+        };
+        let sink: Box<dyn AudioSink> = match &record {
+            Some(p) => Box::new(WavFileSink::new(p)),
+            None => Box::new(Silence),
+        };
+        let config = StreamConfig {
+            negotiated: n,
+            opus: OpusSettings::default(),
+            source,
+            sink,
+        };
+        match MediaStream::start(sockets, config) {
+            Ok((stream, mut events)) => {
+                if call.muted {
+                    let _ = stream.set_mute(true);
+                }
+                call.stream = Some(stream);
+                let tx = self.internal.clone();
+                tokio::spawn(async move {
+                    while let Some(e) = events.recv().await {
+                        if tx.send(Internal::Media(id, e)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                let sip = call.sip;
+                warn!(error = %e, "media did not start");
+                self.error(format!("call {id}: {e}"));
+                let _ = self.ua.hangup(sip);
+            }
+        }
+    }
+
+    fn established(&mut self, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.state == State::Established {
+            return;
+        }
+        call.state = State::Established;
+        call.established_at = Some(Instant::now());
+        let codec = call
+            .negotiated
+            .as_ref()
+            .map(|n| n.codec.encoding_name().to_ascii_lowercase())
+            .unwrap_or_default();
+        self.emit(PhoneEvent::Established { call: id, codec });
+        if let Some(secs) = self.config.hangup_after {
+            let tx = self.internal.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
+                let _ = tx.send(Internal::HangupTimer(id));
+            });
+        }
+    }
+
+    /// Forget a call and tell the user how it ended.
+    async fn finish(&mut self, id: u64, reason: &str, status: Option<u16>, detail: Option<String>) {
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        let mut stats = None;
+        if let Some(stream) = &call.stream {
+            stream.stop().await;
+            let s = stream.stats();
+            stats = Some(CallSummary {
+                codec: call
+                    .negotiated
+                    .as_ref()
+                    .map(|n| n.codec.encoding_name().to_ascii_lowercase())
+                    .unwrap_or_default(),
+                packets_sent: s.rtp.packets_sent,
+                packets_received: s.rtp.packets_received,
+                packets_lost: s.rtp.packets_lost,
+                loss: s.rtp.loss_fraction_local,
+                jitter_ms: s.rtp.jitter_ms,
+                rtt_ms: s.rtp.rtt_ms,
+                buffer_ms: s.jitter.map(|j| j.current_delay.as_secs_f32() * 1000.0),
+                concealed: s.frames_concealed,
+                malformed: s.rtp.malformed,
+                mos: s.rtp.mos,
+            });
+        }
+        self.emit(PhoneEvent::Ended {
+            call: id,
+            reason: reason.to_string(),
+            status,
+            detail,
+            duration: call
+                .established_at
+                .map(|t| t.elapsed().as_secs_f64())
+                .unwrap_or(0.0),
+            stats,
+        });
+    }
+
+    async fn internal(&mut self, i: Internal) {
+        match i {
+            Internal::Media(id, MediaEvent::Dtmf(digit)) => {
+                self.emit(PhoneEvent::Dtmf { call: id, digit })
+            }
+            Internal::Media(id, MediaEvent::Timeout) => {
+                if let Some(c) = self.calls.get(&id) {
+                    warn!(call = id, "no RTP from the peer; hanging up");
+                    let _ = self.ua.hangup(c.sip);
+                    self.finish(
+                        id,
+                        "media_failure",
+                        None,
+                        Some("no audio from the other side".into()),
+                    )
+                    .await;
+                }
+            }
+            Internal::Media(_, _) => {}
+            Internal::HangupTimer(id) => self.hangup(id).await,
+            Internal::NoAnswer(id, sip) => {
+                let pending = self.calls.get(&id).is_some_and(|c| {
+                    c.sip == sip && matches!(c.state, State::Dialing | State::Ringing)
+                });
+                if pending {
+                    let _ = self.ua.hangup(sip);
+                    let account = self
+                        .calls
+                        .get(&id)
+                        .map(|c| c.account.clone())
+                        .unwrap_or_default();
+                    if self.calls.get(&id).is_some_and(|c| !c.routes.is_empty()) {
+                        self.dial_next(id, Some((account, "no answer".into())))
+                            .await;
+                    } else {
+                        self.finish(id, "timeout", None, None).await;
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ SIP events
+
+    async fn sip_event(&mut self, e: SipEvent) {
+        match e {
+            SipEvent::Registered { account, expires } => {
+                self.emit(PhoneEvent::Registered {
+                    account: account.clone(),
+                    expires,
+                });
+                self.flush_outbox(None).await;
+            }
+            SipEvent::RegistrationFailed {
+                account,
+                status,
+                reason,
+                retry_in,
+            } => self.emit(PhoneEvent::RegistrationFailed {
+                account,
+                status,
+                reason,
+                retry_in: retry_in.map(|d| d.as_secs_f64()),
+            }),
+            SipEvent::Unregistered { account } => self.emit(PhoneEvent::Unregistered { account }),
+            SipEvent::Incoming {
+                call: sip,
+                account,
+                from,
+                offer,
+            } => self.incoming(sip, account, from, offer).await,
+            SipEvent::Progress {
+                call: sip,
+                status,
+                sdp,
+            } => {
+                let Some(id) = self.call_by_sip(sip) else {
+                    return;
+                };
+                if let Some(call) = self.calls.get_mut(&id)
+                    && call.state == State::Dialing
+                    && (status == 180 || status == 183)
+                {
+                    call.state = State::Ringing;
+                    self.emit(PhoneEvent::Ringing { call: id });
+                }
+                // Early media: play what the network sends before the answer.
+                if let Some(sdp) = sdp
+                    && let Some(call) = self.calls.get_mut(&id)
+                    && let Ok(n) = sdp::apply_answer(&String::from_utf8_lossy(&sdp), &call.local)
+                {
+                    call.negotiated = Some(n);
+                    self.start_media(id);
+                }
+            }
+            SipEvent::Answered { call: sip, sdp } => {
+                let Some(id) = self.call_by_sip(sip) else {
+                    return;
+                };
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                match sdp::apply_answer(&String::from_utf8_lossy(&sdp), &call.local) {
+                    Ok(n) => {
+                        call.negotiated = Some(n);
+                        self.start_media(id);
+                        self.established(id);
+                    }
+                    Err(e) => {
+                        let _ = self.ua.hangup(sip);
+                        self.finish(
+                            id,
+                            "failed",
+                            Some(488),
+                            Some(format!("the answer's SDP is unusable: {e}")),
+                        )
+                        .await;
+                    }
+                }
+            }
+            SipEvent::Confirmed { call: sip } => {
+                if let Some(id) = self.call_by_sip(sip) {
+                    self.established(id);
+                }
+            }
+            SipEvent::RemoteOffer { call: sip, sdp } => {
+                let Some(id) = self.call_by_sip(sip) else {
+                    return;
+                };
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                call.local.session_version += 1;
+                match sdp::answer_offer(&String::from_utf8_lossy(&sdp), &call.local) {
+                    Ok((answer, n)) => {
+                        let hold = n.remote_hold;
+                        let changed = hold != call.remote_hold;
+                        call.remote_hold = hold;
+                        call.negotiated = Some(n.clone());
+                        if let Some(s) = &call.stream {
+                            let _ = s.renegotiate(n);
+                        }
+                        let _ = self.ua.answer_reoffer(sip, Ok(answer.into_bytes()));
+                        if changed {
+                            self.emit(PhoneEvent::RemoteHold { call: id, on: hold });
+                        }
+                    }
+                    Err(_) => {
+                        let _ = self.ua.answer_reoffer(sip, Err(488));
+                    }
+                }
+            }
+            SipEvent::ReofferResult { call: sip, result } => {
+                let Some(id) = self.call_by_sip(sip) else {
+                    return;
+                };
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                match result {
+                    Ok(sdp) => {
+                        if let Ok(n) =
+                            sdp::apply_answer(&String::from_utf8_lossy(&sdp), &call.local)
+                        {
+                            call.negotiated = Some(n.clone());
+                            if let Some(s) = &call.stream {
+                                let _ = s.renegotiate(n);
+                            }
+                        }
+                        let held = call.held;
+                        self.emit(if held {
+                            PhoneEvent::Held { call: id }
+                        } else {
+                            PhoneEvent::Resumed { call: id }
+                        });
+                    }
+                    Err(status) => {
+                        call.held = !call.held;
+                        call.local.direction = if call.held {
+                            Direction::SendOnly
+                        } else {
+                            Direction::SendRecv
+                        };
+                        self.error(format!(
+                            "call {id}: the other side refused the change ({status})"
+                        ));
+                    }
+                }
+            }
+            SipEvent::Info {
+                call: sip,
+                content_type,
+                body,
+            } => {
+                let Some(id) = self.call_by_sip(sip) else {
+                    return;
+                };
+                if content_type.to_ascii_lowercase().contains("dtmf")
+                    && let Some(digit) = parse_dtmf_info(&String::from_utf8_lossy(&body))
+                {
+                    self.emit(PhoneEvent::Dtmf { call: id, digit });
+                }
+            }
+            SipEvent::Ended { call: sip, reason } => self.sip_ended(sip, reason).await,
+            SipEvent::MessageReceived {
+                account,
+                from,
+                body,
+                dedupe_key,
+                ..
+            } => {
+                let body = String::from_utf8_lossy(&body).to_string();
+                let recorded =
+                    self.store()
+                        .record_incoming(&account, &from, &body, now_ms(), &dedupe_key);
+                match recorded {
+                    Ok(Some(_)) => self.emit(PhoneEvent::Message {
+                        account,
+                        from,
+                        body,
+                    }),
+                    Ok(None) => {} // a retransmission we already have
+                    Err(e) => {
+                        warn!(error = %e, "incoming message not stored");
+                        self.emit(PhoneEvent::Message {
+                            account,
+                            from,
+                            body,
+                        });
+                    }
+                }
+            }
+            SipEvent::MessageResult { id, status, reason } => {
+                let Some((mid, to)) = self.in_flight.remove(&id) else {
+                    return;
+                };
+                let now = now_ms();
+                let (state, code) = match status {
+                    Some(code @ 200..=299) => {
+                        let _ = self.store().mark_delivered(mid, code, now);
+                        ("delivered", Some(code))
+                    }
+                    Some(code @ (408 | 500..=599)) | Some(code @ 0) => {
+                        self.next_outbox_try
+                            .get_or_insert(Instant::now() + OUTBOX_RETRY);
+                        ("pending", Some(code))
+                    }
+                    None => {
+                        self.next_outbox_try
+                            .get_or_insert(Instant::now() + OUTBOX_RETRY);
+                        ("pending", None)
+                    }
+                    Some(code) => {
+                        let _ = self.store().mark_failed(mid, code, &reason, now);
+                        ("failed", Some(code))
+                    }
+                };
+                self.emit(PhoneEvent::MessageStatus {
+                    id: mid.0,
+                    to,
+                    status: state.into(),
+                    code,
+                    reason,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    async fn incoming(
+        &mut self,
+        sip: CallId,
+        account: String,
+        from: String,
+        offer: Option<Vec<u8>>,
+    ) {
+        let sockets = match self.bind_sockets().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "incoming call refused: no RTP ports");
+                let _ = self.ua.reject(sip, 503);
+                return;
+            }
+        };
+        let local = self.local_media(&sockets);
+        let Some(offer) = offer else {
+            // Offer-less INVITEs (the offer would come in our 200) are rare; refuse cleanly.
+            let _ = self.ua.reject(sip, 488);
+            return;
+        };
+        let (answer, n) = match sdp::answer_offer(&String::from_utf8_lossy(&offer), &local) {
+            Ok(a) => a,
+            Err(e) => {
+                info!(error = %e, "incoming call refused: SDP");
+                let _ = self.ua.reject(sip, 488);
+                return;
+            }
+        };
+        let id = self.next_call;
+        self.next_call += 1;
+        self.calls.insert(
+            id,
+            PhoneCall {
+                sip,
+                account: account.clone(),
+                state: State::IncomingRinging,
+                routes: VecDeque::new(),
+                remote_hold: n.remote_hold,
+                local,
+                sockets: Some(sockets),
+                stream: None,
+                negotiated: Some(n),
+                answer: Some(answer.into_bytes()),
+                held: false,
+                established_at: None,
+                muted: false,
+            },
+        );
+        self.emit(PhoneEvent::Incoming {
+            call: id,
+            account,
+            from,
+        });
+        let _ = self.ua.ringing(sip);
+        if self.config.auto_answer {
+            self.answer(id).await;
+        }
+    }
+
+    async fn sip_ended(&mut self, sip: CallId, reason: EndReason) {
+        let Some(id) = self.call_by_sip(sip) else {
+            return;
+        };
+        let (status, detail) = match &reason {
+            EndReason::Failed { status, reason } => (*status, Some(reason.clone())),
+            _ => (None, None),
+        };
+        // Fail over to the next route when the provider (not the callee) failed.
+        let failover = self.calls.get(&id).is_some_and(|c| {
+            matches!(c.state, State::Dialing | State::Ringing)
+                && !c.routes.is_empty()
+                && match &reason {
+                    EndReason::Failed {
+                        status: Some(s), ..
+                    } => dialplan::should_fail_over(*s),
+                    EndReason::Failed { status: None, .. } => true,
+                    EndReason::Timeout => true,
+                    _ => false,
+                }
+        });
+        if failover {
+            let account = self
+                .calls
+                .get(&id)
+                .map(|c| c.account.clone())
+                .unwrap_or_default();
+            self.dial_next(id, Some((account, reason.to_string())))
+                .await;
+            return;
+        }
+        self.finish(id, reason.as_str(), status, detail).await;
+    }
+
+    // ------------------------------------------------------------------ outbox
+
+    /// Send pending messages that are not in flight (all, or just `only`).
+    async fn flush_outbox(&mut self, only: Option<MessageId>) {
+        let outbox = self.store().outbox(None);
+        let pending = match outbox {
+            Ok(p) => p,
+            Err(e) => return self.error(e.to_string()),
+        };
+        for m in pending {
+            if only.is_some_and(|o| o != m.id) || self.in_flight.values().any(|(id, _)| *id == m.id)
+            {
+                continue;
+            }
+            let _ = self.store().mark_attempt(m.id, now_ms());
+            match self
+                .ua
+                .message(
+                    &m.account,
+                    &m.peer,
+                    "text/plain;charset=UTF-8",
+                    m.body.clone().into_bytes(),
+                )
+                .await
+            {
+                Ok(sip_id) => {
+                    self.in_flight.insert(sip_id, (m.id, m.peer.clone()));
+                }
+                Err(e) => {
+                    let _ = self.store().mark_failed(m.id, 0, &e.to_string(), now_ms());
+                    self.emit(PhoneEvent::MessageStatus {
+                        id: m.id.0,
+                        to: m.peer,
+                        status: "failed".into(),
+                        code: None,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// `Signal=5` (application/dtmf-relay) → '5'.
+fn parse_dtmf_info(body: &str) -> Option<char> {
+    body.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        if k.trim().eq_ignore_ascii_case("signal") {
+            let d = v.trim().chars().next()?;
+            krypton_media::dtmf::event_code(d).map(|_| d)
+        } else {
+            None
+        }
+    })
+}
+
+fn rand_u32() -> u32 {
+    use rand_core::RngCore;
+    rand_core::OsRng.next_u32()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_from_json_lines() {
+        let c: PhoneCommand = serde_json::from_str(r#"{"cmd":"call","to":"sip:bob@x"}"#).unwrap();
+        assert_eq!(
+            c,
+            PhoneCommand::Call {
+                to: "sip:bob@x".into(),
+                account: None
+            }
+        );
+        let c: PhoneCommand =
+            serde_json::from_str(r#"{"cmd":"dtmf","call":2,"digits":"12#"}"#).unwrap();
+        assert_eq!(
+            c,
+            PhoneCommand::Dtmf {
+                call: 2,
+                digits: "12#".into()
+            }
+        );
+        assert!(serde_json::from_str::<PhoneCommand>(r#"{"cmd":"fly"}"#).is_err());
+        assert!(serde_json::from_str::<PhoneCommand>(r#"{"cmd":"answer"}"#).is_err());
+    }
+
+    #[test]
+    fn events_serialise_with_their_name() {
+        let e = PhoneEvent::Registered {
+            account: "a".into(),
+            expires: 60,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"registered","account":"a","expires":60}"#
+        );
+    }
+
+    #[test]
+    fn dtmf_info_bodies() {
+        assert_eq!(parse_dtmf_info("Signal=5\r\nDuration=160\r\n"), Some('5'));
+        assert_eq!(parse_dtmf_info("signal = #\n"), Some('#'));
+        assert_eq!(parse_dtmf_info("Signal=x"), None);
+        assert_eq!(parse_dtmf_info(""), None);
+    }
+}

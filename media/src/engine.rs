@@ -1,0 +1,525 @@
+//! The media driver: one tokio task per call stream that owns the RTP and RTCP sockets and the
+//! 20 ms clock, and moves audio between an [`AudioSource`]/[`AudioSink`] and the network
+//! through the sans-IO pieces ([`RtpSession`], [`JitterBuffer`], codecs, DTMF).
+//!
+//! ```text
+//!  source ─ read 20 ms ─ encode ─ RtpSession::packetize ─▶ UDP
+//!  UDP ─▶ RtpSession::handle_rtp ─ JitterBuffer::push … every 20 ms: pop ─ decode/conceal ─ sink
+//! ```
+//!
+//! The task does no protocol logic of its own: everything it decides comes from those
+//! machines, so the tests of the machines cover the behaviour, and this file stays I/O.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::MissedTickBehavior;
+use tracing::{debug, warn};
+
+use crate::codec::{self, CodecKind, Decoder, Encoder, OpusSettings, frame_samples};
+use crate::dtmf::{DtmfReceiver, DtmfSender};
+use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::rtp::{CallStats, MosParams, RtpConfig, RtpSession};
+use crate::sdp::{Direction, Negotiated};
+
+/// How long without any RTP from the peer (while it should send) before the call is reported
+/// as a media failure.
+pub const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Errors of the media driver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// No free RTP/RTCP port pair in the range.
+    #[error("no free RTP port pair in {from}-{to} on {ip}: free some ports or widen the range")]
+    NoPorts {
+        /// Address.
+        ip: IpAddr,
+        /// First port.
+        from: u16,
+        /// Last port.
+        to: u16,
+    },
+    /// Codec set-up failed.
+    #[error("cannot set up the {0} codec: {1}")]
+    Codec(CodecKind, String),
+    /// The stream task has stopped.
+    #[error("the media stream has stopped")]
+    Stopped,
+}
+
+/// Where outgoing audio comes from: 20 ms frames of mono PCM at the codec's rate.
+pub trait AudioSource: Send {
+    /// Fill `out` with exactly `samples` samples at `rate` Hz.
+    fn read(&mut self, out: &mut Vec<i16>, samples: usize, rate: u32);
+    /// True once a finite source (a file) has played out.
+    fn is_finished(&self) -> bool {
+        false
+    }
+}
+
+/// Where incoming audio goes: 20 ms frames of mono PCM at the codec's rate.
+pub trait AudioSink: Send {
+    /// Take one frame.
+    fn write(&mut self, pcm: &[i16], rate: u32);
+    /// The call ended: flush (e.g. finish a WAV file).
+    fn finish(&mut self) {}
+}
+
+/// Silence in, nothing out.
+pub struct Silence;
+
+impl AudioSource for Silence {
+    fn read(&mut self, out: &mut Vec<i16>, samples: usize, _rate: u32) {
+        out.clear();
+        out.resize(samples, 0);
+    }
+}
+
+impl AudioSink for Silence {
+    fn write(&mut self, _pcm: &[i16], _rate: u32) {}
+}
+
+/// A bound RTP/RTCP socket pair (RTCP on RTP + 1).
+pub struct RtpSockets {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+impl RtpSockets {
+    /// Bind an even port and its successor in `from..=to` on `ip`.
+    pub async fn bind(ip: IpAddr, from: u16, to: u16) -> Result<Self, EngineError> {
+        let start = from + (from % 2);
+        let count = (to.saturating_sub(start) / 2).max(1);
+        // Start at a random pair so that two phones on one host do not race for the same one.
+        let offset = (rand_u32() % u32::from(count)) as u16;
+        for i in 0..count {
+            let port = start + 2 * ((offset + i) % count);
+            if port >= to {
+                continue;
+            }
+            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(ip, port)).await else {
+                continue;
+            };
+            if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)).await {
+                return Ok(RtpSockets { rtp, rtcp });
+            }
+        }
+        Err(EngineError::NoPorts { ip, from, to })
+    }
+
+    /// The local RTP port.
+    pub fn rtp_port(&self) -> u16 {
+        self.rtp.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The local RTCP port.
+    pub fn rtcp_port(&self) -> u16 {
+        self.rtcp.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+}
+
+/// Settings of one stream.
+pub struct StreamConfig {
+    /// What offer/answer agreed.
+    pub negotiated: Negotiated,
+    /// Opus encoder settings (ignored for G.711).
+    pub opus: OpusSettings,
+    /// Microphone or file.
+    pub source: Box<dyn AudioSource>,
+    /// Speaker or file.
+    pub sink: Box<dyn AudioSink>,
+}
+
+/// Something the stream noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// An RFC 4733 digit arrived.
+    Dtmf(char),
+    /// The file source played out.
+    SourceFinished,
+    /// No RTP from the peer for [`MEDIA_TIMEOUT`].
+    Timeout,
+    /// The peer sent RTCP BYE.
+    RemoteBye,
+}
+
+/// Live figures of a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamStats {
+    /// RTP/RTCP figures and the MOS estimate.
+    pub rtp: CallStats,
+    /// Jitter buffer figures.
+    pub jitter: Option<JitterStats>,
+    /// Frames played out.
+    pub frames_played: u64,
+    /// Frames concealed (lost or late).
+    pub frames_concealed: u64,
+    /// Frames dropped because a payload would not decode.
+    pub decode_errors: u64,
+}
+
+enum Cmd {
+    Direction(Direction),
+    Mute(bool),
+    Dtmf(char, Duration),
+    Renegotiate(Negotiated),
+    Stop(oneshot::Sender<()>),
+}
+
+/// A running stream; stop it with [`MediaStream::stop`] (dropping it stops it too).
+pub struct MediaStream {
+    cmd: mpsc::UnboundedSender<Cmd>,
+    stats: watch::Receiver<StreamStats>,
+}
+
+impl MediaStream {
+    /// Start sending and receiving on `sockets`; events arrive on the returned receiver.
+    pub fn start(
+        sockets: RtpSockets,
+        config: StreamConfig,
+    ) -> Result<(MediaStream, mpsc::UnboundedReceiver<MediaEvent>), EngineError> {
+        let n = &config.negotiated;
+        let encoder = codec::new_encoder(n.codec, &config.opus)
+            .map_err(|e| EngineError::Codec(n.codec, e.to_string()))?;
+        let decoder =
+            codec::new_decoder(n.codec).map_err(|e| EngineError::Codec(n.codec, e.to_string()))?;
+        let now = Instant::now();
+        let mut rtp_config = RtpConfig::new(
+            n.payload_type,
+            n.codec.rtp_clock_rate(),
+            n.remote_rtp,
+            n.remote_rtcp,
+        );
+        rtp_config.dtmf_payload_type = n.dtmf_payload_type;
+        rtp_config.mos = MosParams::for_codec(n.codec);
+        let session = RtpSession::new(now, rtp_config);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (stats_tx, stats_rx) = watch::channel(StreamStats::default());
+        let task = StreamTask {
+            jitter: new_jitter(n.codec),
+            dtmf_out: DtmfSender::new(n.dtmf_clock_rate.max(8000), Duration::from_millis(20)),
+            dtmf_in: DtmfReceiver::new(),
+            negotiated: config.negotiated,
+            sockets,
+            session,
+            encoder,
+            decoder,
+            source: config.source,
+            sink: config.sink,
+            events: ev_tx,
+            stats: stats_tx,
+            muted: false,
+            source_finished: false,
+            counters: StreamStats::default(),
+            last_rtp: now,
+            timed_out: false,
+        };
+        tokio::spawn(task.run(cmd_rx));
+        Ok((
+            MediaStream {
+                cmd: cmd_tx,
+                stats: stats_rx,
+            },
+            ev_rx,
+        ))
+    }
+
+    fn send(&self, c: Cmd) -> Result<(), EngineError> {
+        self.cmd.send(c).map_err(|_| EngineError::Stopped)
+    }
+
+    /// Change our direction (hold = `SendOnly`/`Inactive`).
+    pub fn set_direction(&self, d: Direction) -> Result<(), EngineError> {
+        self.send(Cmd::Direction(d))
+    }
+
+    /// Mute or unmute the microphone (silence is still sent, so the peer's jitter buffer and
+    /// NAT bindings stay warm).
+    pub fn set_mute(&self, muted: bool) -> Result<(), EngineError> {
+        self.send(Cmd::Mute(muted))
+    }
+
+    /// Send a digit as RFC 4733 events (`Err` if the peer did not negotiate them: use SIP INFO).
+    pub fn send_dtmf(&self, digit: char, duration: Duration) -> Result<(), EngineError> {
+        self.send(Cmd::Dtmf(digit, duration))
+    }
+
+    /// Apply a new offer/answer result (re-INVITE).
+    pub fn renegotiate(&self, n: Negotiated) -> Result<(), EngineError> {
+        self.send(Cmd::Renegotiate(n))
+    }
+
+    /// The latest statistics.
+    pub fn stats(&self) -> StreamStats {
+        *self.stats.borrow()
+    }
+
+    /// Stop: send RTCP BYE, finish the sink, and return when that is done.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.send(Cmd::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn new_jitter(kind: CodecKind) -> JitterBuffer {
+    let clock = kind.rtp_clock_rate();
+    JitterBuffer::new(JitterConfig {
+        clock_rate: clock,
+        frame_ts: clock / 1000 * codec::FRAME_MS,
+        min_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(300),
+        initial_delay: Duration::from_millis(40),
+    })
+}
+
+struct StreamTask {
+    negotiated: Negotiated,
+    sockets: RtpSockets,
+    session: RtpSession,
+    jitter: JitterBuffer,
+    encoder: Box<dyn Encoder>,
+    decoder: Box<dyn Decoder>,
+    dtmf_out: DtmfSender,
+    dtmf_in: DtmfReceiver,
+    source: Box<dyn AudioSource>,
+    sink: Box<dyn AudioSink>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    stats: watch::Sender<StreamStats>,
+    muted: bool,
+    source_finished: bool,
+    counters: StreamStats,
+    last_rtp: Instant,
+    timed_out: bool,
+}
+
+impl StreamTask {
+    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(u64::from(codec::FRAME_MS)));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut rtp_buf = vec![0u8; 2048];
+        let mut rtcp_buf = vec![0u8; 2048];
+        let mut pcm = Vec::with_capacity(960);
+        let mut payload = Vec::with_capacity(1500);
+        let mut stop_ack = None;
+        loop {
+            let rtcp_at = self.session.poll_timeout();
+            tokio::select! {
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.play_one(now, &mut pcm);
+                    self.send_one(now, &mut pcm, &mut payload).await;
+                    self.check_timeout(now);
+                    self.publish();
+                }
+                r = self.sockets.rtp.recv_from(&mut rtp_buf) => {
+                    if let Ok((len, from)) = r {
+                        self.on_rtp(Instant::now(), from, &rtp_buf[..len]);
+                    }
+                }
+                r = self.sockets.rtcp.recv_from(&mut rtcp_buf) => {
+                    if let Ok((len, from)) = r {
+                        self.on_rtcp(Instant::now(), from, &rtcp_buf[..len]);
+                    }
+                }
+                _ = tokio::time::sleep_until(rtcp_at.into()) => {
+                    if let Some(report) = self.session.poll_rtcp(Instant::now()) {
+                        let _ = self.sockets.rtcp.send_to(&report, self.session.remote_rtcp()).await;
+                    }
+                }
+                c = cmds.recv() => match c {
+                    Some(Cmd::Direction(d)) => self.negotiated.direction = d,
+                    Some(Cmd::Mute(m)) => self.muted = m,
+                    Some(Cmd::Dtmf(digit, duration)) => {
+                        if let Err(e) = self.dtmf_out.start(digit, duration) {
+                            warn!(error = %e, "DTMF digit not sent");
+                        }
+                    }
+                    Some(Cmd::Renegotiate(n)) => self.renegotiate(n),
+                    Some(Cmd::Stop(ack)) => {
+                        stop_ack = Some(ack);
+                        break;
+                    }
+                    None => break,
+                },
+            }
+        }
+        let bye = self.session.close(Instant::now());
+        let _ = self
+            .sockets
+            .rtcp
+            .send_to(&bye, self.session.remote_rtcp())
+            .await;
+        self.sink.finish();
+        self.publish();
+        if let Some(ack) = stop_ack {
+            let _ = ack.send(());
+        }
+    }
+
+    fn publish(&mut self) {
+        let now = Instant::now();
+        let mut s = self.counters;
+        s.rtp = self.session.stats(now);
+        s.jitter = Some(self.jitter.stats());
+        self.stats.send_replace(s);
+    }
+
+    fn renegotiate(&mut self, n: Negotiated) {
+        if n.codec != self.negotiated.codec {
+            match (
+                codec::new_encoder(n.codec, &OpusSettings::default()),
+                codec::new_decoder(n.codec),
+            ) {
+                (Ok(e), Ok(d)) => {
+                    self.encoder = e;
+                    self.decoder = d;
+                    self.jitter = new_jitter(n.codec);
+                }
+                _ => {
+                    warn!(codec = %n.codec, "cannot switch codec; keeping the old one");
+                    return;
+                }
+            }
+        }
+        self.session.set_remote(
+            n.remote_rtp,
+            n.remote_rtcp,
+            n.payload_type,
+            n.codec.rtp_clock_rate(),
+        );
+        self.session.set_dtmf_payload_type(n.dtmf_payload_type);
+        self.last_rtp = Instant::now();
+        self.negotiated = n;
+    }
+
+    fn on_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Ok(packet) = self.session.handle_rtp(now, from, datagram) else {
+            return; // counted by the session
+        };
+        self.last_rtp = now;
+        self.timed_out = false;
+        if Some(packet.payload_type) == self.negotiated.dtmf_payload_type {
+            if let Ok(Some(digit)) = self.dtmf_in.handle(packet.timestamp, &packet.payload) {
+                let _ = self.events.send(MediaEvent::Dtmf(digit));
+            }
+            return;
+        }
+        self.jitter
+            .push(now, packet.sequence, packet.timestamp, packet.payload);
+    }
+
+    fn on_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let left_before = self.session.remote_left();
+        if self.session.handle_rtcp(now, from, datagram).is_ok() {
+            let loss = self.session.stats(now).loss_fraction_remote;
+            // Tell Opus what the peer sees, so it spends bits on FEC only when needed (at least
+            // the configured hint, at most 30 %).
+            let percent = ((loss * 100.0).round() as u8).clamp(1, 30);
+            self.encoder.set_packet_loss(percent);
+            if self.session.remote_left() && !left_before {
+                let _ = self.events.send(MediaEvent::RemoteBye);
+            }
+        }
+    }
+
+    /// One 20 ms frame from the jitter buffer to the sink.
+    fn play_one(&mut self, now: Instant, pcm: &mut Vec<i16>) {
+        let kind = self.negotiated.codec;
+        let samples = frame_samples(kind);
+        pcm.clear();
+        match self.jitter.pop(now) {
+            Playout::Frame(p) => {
+                if self.decoder.decode(&p, pcm).is_err() {
+                    self.counters.decode_errors += 1;
+                    pcm.clear();
+                    self.decoder.conceal(pcm);
+                }
+            }
+            Playout::Missing { next } => {
+                self.counters.frames_concealed += 1;
+                match next {
+                    Some(n) => self.decoder.recover(&n, pcm),
+                    None => self.decoder.conceal(pcm),
+                }
+            }
+            Playout::Silence => {}
+        }
+        pcm.resize(samples, 0);
+        self.counters.frames_played += 1;
+        self.sink.write(pcm, kind.pcm_rate());
+    }
+
+    /// One 20 ms frame from the source to the network (or a DTMF event packet instead).
+    async fn send_one(&mut self, now: Instant, pcm: &mut Vec<i16>, payload: &mut Vec<u8>) {
+        let kind = self.negotiated.codec;
+        let samples = frame_samples(kind);
+        let ts_step = kind.rtp_clock_rate() / 1000 * codec::FRAME_MS;
+        // The source keeps its own clock even when we do not send (hold), like a microphone.
+        pcm.clear();
+        self.source.read(pcm, samples, kind.pcm_rate());
+        if self.source.is_finished() && !self.source_finished {
+            self.source_finished = true;
+            let _ = self.events.send(MediaEvent::SourceFinished);
+        }
+        if !self.negotiated.direction.sends() {
+            self.session.skip(ts_step);
+            return;
+        }
+        if self.dtmf_out.is_active()
+            && let Some(pt) = self.negotiated.dtmf_payload_type
+        {
+            let ts = self.session.next_timestamp();
+            if let Some(p) = self.dtmf_out.poll(ts) {
+                let packet =
+                    self.session
+                        .packetize_event(now, pt, p.timestamp, &p.payload, p.marker);
+                let _ = self
+                    .sockets
+                    .rtp
+                    .send_to(&packet, self.session.remote_rtp())
+                    .await;
+            }
+            self.session.skip(ts_step);
+            return;
+        }
+        if self.muted {
+            pcm.iter_mut().for_each(|s| *s = 0);
+        }
+        pcm.resize(samples, 0);
+        payload.clear();
+        if let Err(e) = self.encoder.encode(pcm, payload) {
+            debug!(error = %e, "encode failed; frame skipped");
+            self.session.skip(ts_step);
+            return;
+        }
+        let packet = self.session.packetize(now, payload, ts_step, false);
+        let _ = self
+            .sockets
+            .rtp
+            .send_to(&packet, self.session.remote_rtp())
+            .await;
+    }
+
+    fn check_timeout(&mut self, now: Instant) {
+        if self.negotiated.direction.receives()
+            && !self.negotiated.remote_hold
+            && !self.timed_out
+            && now.duration_since(self.last_rtp) > MEDIA_TIMEOUT
+        {
+            self.timed_out = true;
+            let _ = self.events.send(MediaEvent::Timeout);
+        }
+    }
+}
+
+fn rand_u32() -> u32 {
+    use rand_core::RngCore;
+    rand_core::OsRng.next_u32()
+}
