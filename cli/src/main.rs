@@ -134,7 +134,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli, &out)) {
+    let result = rt.block_on(run(cli, &out));
+    // A task may still sit in a blocking read of stdin (`krypton phone`): do not wait for it.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             out.error(&e);

@@ -39,6 +39,9 @@ use crate::registration::{RegisterOutcome, Registration, RegistrationAction};
 /// How long we wait for a final answer to a REGISTER/OPTIONS/MESSAGE before calling the
 /// proxy unreachable (shorter than timer F so that a restarted proxy is found in seconds).
 const NON_INVITE_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long an INVITE may go without any response (not even 100 Trying) before the proxy counts
+/// as unreachable.
+const INVITE_NO_RESPONSE: Duration = Duration::from_secs(4);
 /// Allowed methods, advertised in Allow.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, NOTIFY, REFER";
 
@@ -425,6 +428,7 @@ enum Internal {
     },
     InviteFailed {
         call: CallId,
+        status: Option<u16>,
         reason: String,
     },
     ServerInvite {
@@ -910,6 +914,7 @@ impl Actor {
                 Err(e) => {
                     let _ = internal.send(Internal::InviteFailed {
                         call: id,
+                        status: None,
                         reason: e.to_string(),
                     });
                     return;
@@ -920,11 +925,35 @@ impl Actor {
             if let Err(e) = tx.send().await {
                 let _ = internal.send(Internal::InviteFailed {
                     call: id,
+                    status: None,
                     reason: format!("cannot send the INVITE: {e}"),
                 });
                 return;
             }
-            while let Some(msg) = tx.receive().await {
+            // A proxy answers an INVITE with 100 Trying at once; silence means it is down, and
+            // the call should fail over now rather than after timer B (32 s).
+            let mut answered = false;
+            loop {
+                let msg = if answered {
+                    tx.receive().await
+                } else {
+                    match tokio::time::timeout(INVITE_NO_RESPONSE, tx.receive()).await {
+                        Ok(m) => m,
+                        Err(_) => {
+                            let _ = internal.send(Internal::InviteFailed {
+                                call: id,
+                                status: Some(408),
+                                reason: format!(
+                                    "the proxy did not answer within {} s",
+                                    INVITE_NO_RESPONSE.as_secs()
+                                ),
+                            });
+                            return;
+                        }
+                    }
+                };
+                let Some(msg) = msg else { break };
+                answered = true;
                 if let SipMessage::Response(response) = msg {
                     let fin = response.status_code.code() >= 200;
                     let _ = internal.send(Internal::InviteResponse { call: id, response });
@@ -935,6 +964,7 @@ impl Actor {
             }
             let _ = internal.send(Internal::InviteFailed {
                 call: id,
+                status: Some(408),
                 reason: "no answer to the INVITE".into(),
             });
         });
@@ -1294,19 +1324,20 @@ impl Actor {
                     self.calls.remove(&call);
                 }
             }
-            Internal::InviteFailed { call, reason } => {
+            Internal::InviteFailed {
+                call,
+                status,
+                reason,
+            } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.invite_pending = false;
+                }
                 if self
                     .calls
                     .get(&call)
                     .is_some_and(|c| c.phase == Phase::Calling)
                 {
-                    self.end_call(
-                        call,
-                        EndReason::Failed {
-                            status: None,
-                            reason,
-                        },
-                    );
+                    self.end_call(call, EndReason::Failed { status, reason });
                 }
                 if self
                     .calls
@@ -1449,23 +1480,35 @@ impl Actor {
         }
     }
 
+    /// The account a request is for: the one whose AOR is the To URI (user and domain), else
+    /// the one whose user is the Request-URI's or To's user, else the first.
     fn account_for(&self, req: &Request) -> Option<String> {
-        let user = req.uri.user().map(str::to_string).or_else(|| {
-            req.to_header()
-                .ok()
-                .and_then(|t| t.uri().ok())
-                .and_then(|u| u.user().map(str::to_string))
-        });
-        if let Some(user) = user
-            && let Some((id, _)) = self
+        let to = req.to_header().ok().and_then(|t| t.uri().ok());
+        if let Some(to) = &to {
+            let user = to.user().unwrap_or_default();
+            let host = to.host_with_port.to_string();
+            if let Some((id, _)) = self
                 .accounts
                 .iter()
-                .find(|(_, a)| a.account.aor.user == user)
-        {
-            return Some(id.clone());
+                .find(|(_, a)| a.account.aor.user == user && a.account.aor.domain == host)
+            {
+                return Some(id.clone());
+            }
         }
+        let users = [
+            req.uri.user().map(str::to_string),
+            to.as_ref().and_then(|u| u.user().map(str::to_string)),
+        ];
         let mut ids: Vec<&String> = self.accounts.keys().collect();
         ids.sort();
+        for user in users.into_iter().flatten() {
+            if let Some(id) = ids
+                .iter()
+                .find(|id| self.accounts[**id].account.aor.user == user)
+            {
+                return Some(id.to_string());
+            }
+        }
         ids.first().map(|s| s.to_string())
     }
 
