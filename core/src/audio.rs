@@ -24,6 +24,23 @@ impl WavFileSource {
             failed: false,
         }
     }
+
+    /// Open (decode and resample) the file now for `rate`, so that the 20 ms media clock never
+    /// waits for it: loading a long file can take longer than a frame.
+    pub fn open(path: &Path, rate: u32) -> Self {
+        let mut s = WavFileSource::new(path);
+        match WavSource::open(path, rate) {
+            Ok(w) => {
+                s.source = Some(w);
+                s.rate = rate;
+            }
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "cannot play the WAV file; sending silence");
+                s.failed = true;
+            }
+        }
+        s
+    }
 }
 
 impl AudioSource for WavFileSource {

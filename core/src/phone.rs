@@ -122,6 +122,8 @@ pub struct CallSummary {
     pub buffer_ms: Option<f32>,
     /// Frames concealed.
     pub concealed: u64,
+    /// Frames the jitter buffer dropped to shrink its delay, or because they came too late.
+    pub dropped: u64,
     /// Malformed packets dropped.
     pub malformed: u64,
     /// MOS estimate (E-model).
@@ -722,7 +724,7 @@ impl Actor {
             return;
         };
         let source: Box<dyn AudioSource> = match &play {
-            Some(p) => Box::new(WavFileSource::new(p)),
+            Some(p) => Box::new(WavFileSource::open(p, n.codec.pcm_rate())),
             None => Box::new(Silence),
         };
         let sink: Box<dyn AudioSink> = match &record {
@@ -806,6 +808,7 @@ impl Actor {
                 rtt_ms: s.rtp.rtt_ms,
                 buffer_ms: s.jitter.map(|j| j.current_delay.as_secs_f32() * 1000.0),
                 concealed: s.frames_concealed,
+                dropped: s.jitter.map(|j| j.dropped + j.late).unwrap_or(0),
                 malformed: s.rtp.malformed,
                 mos: s.rtp.mos,
             });

@@ -275,7 +275,9 @@ fn new_jitter(kind: CodecKind) -> JitterBuffer {
         frame_ts: clock / 1000 * codec::FRAME_MS,
         min_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(300),
-        initial_delay: Duration::from_millis(40),
+        // Start at the minimum and grow only if the path needs it: shrinking later means
+        // cutting a frame out of speech at the start of the call, which P.862 and ears notice.
+        initial_delay: Duration::from_millis(20),
     })
 }
 
@@ -308,16 +310,38 @@ impl StreamTask {
         let mut pcm = Vec::with_capacity(960);
         let mut payload = Vec::with_capacity(1500);
         let mut stop_ack = None;
+        // Packets that arrived between binding the socket and now (the peer may start sending
+        // before our side has processed its answer) are read in one go, so that the jitter
+        // buffer sees the whole backlog before its first playout decision and can skip it
+        // at once instead of trimming it frame by frame later, in the middle of speech.
+        // Their arrival times are unknown (they waited in the socket), so each is entered as if
+        // it had arrived on time relative to the newest one: queueing is not network jitter.
+        let now = Instant::now();
+        let mut backlog = Vec::new();
+        while let Ok((len, from)) = self.sockets.rtp.try_recv_from(&mut rtp_buf) {
+            if let Ok(p) = self.session.handle_rtp(now, from, &rtp_buf[..len]) {
+                backlog.push(p);
+            }
+        }
+        if let Some(newest) = backlog.iter().map(|p| p.timestamp).max_by_key(|&ts| {
+            // The newest in RTP order (wrap-safe relative to the first).
+            ts.wrapping_sub(backlog[0].timestamp) as i32
+        }) {
+            let clock = u64::from(self.negotiated.codec.rtp_clock_rate().max(1));
+            for p in backlog {
+                let behind = u64::from(newest.wrapping_sub(p.timestamp).min(u32::MAX / 2));
+                let arrival = now
+                    .checked_sub(Duration::from_micros(behind * 1_000_000 / clock))
+                    .unwrap_or(now);
+                self.accept_packet(arrival, p);
+            }
+        }
         loop {
             let rtcp_at = self.session.poll_timeout();
             tokio::select! {
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    self.play_one(now, &mut pcm);
-                    self.send_one(now, &mut pcm, &mut payload).await;
-                    self.check_timeout(now);
-                    self.publish();
-                }
+                // Network input first: a datagram that is already here should be in the jitter
+                // buffer before the playout clock asks it for the next frame.
+                biased;
                 r = self.sockets.rtp.recv_from(&mut rtp_buf) => {
                     if let Ok((len, from)) = r {
                         self.on_rtp(Instant::now(), from, &rtp_buf[..len]);
@@ -327,6 +351,13 @@ impl StreamTask {
                     if let Ok((len, from)) = r {
                         self.on_rtcp(Instant::now(), from, &rtcp_buf[..len]);
                     }
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.play_one(now, &mut pcm);
+                    self.send_one(now, &mut pcm, &mut payload).await;
+                    self.check_timeout(now);
+                    self.publish();
                 }
                 _ = tokio::time::sleep_until(rtcp_at.into()) => {
                     if let Some(report) = self.session.poll_rtcp(Instant::now()) {
@@ -403,6 +434,11 @@ impl StreamTask {
         let Ok(packet) = self.session.handle_rtp(now, from, datagram) else {
             return; // counted by the session
         };
+        self.accept_packet(now, packet);
+    }
+
+    /// A valid packet: DTMF to the receiver, audio to the jitter buffer.
+    fn accept_packet(&mut self, now: Instant, packet: crate::rtp::RtpPacketIn) {
         self.last_rtp = now;
         self.timed_out = false;
         if Some(packet.payload_type) == self.negotiated.dtmf_payload_type {

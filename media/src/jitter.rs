@@ -317,7 +317,18 @@ impl JitterBuffer {
             if delay_of(self, first) < self.target_us {
                 return Playout::Silence;
             }
-            debug!(slot = first, "jitter: playout starts");
+            // Start at the frame whose delay is the target: when a burst arrived before playout
+            // began (a sender that reads ahead at call start, or a stalled path), the older
+            // frames are dropped now, in one go, instead of one by one later in the speech.
+            let excess = (delay_of(self, first) - self.target_us) / self.frame_us;
+            let first = if excess > 0 {
+                let start = first + excess;
+                self.drop_before(start);
+                start
+            } else {
+                first
+            };
+            debug!(slot = first, excess, "jitter: playout starts");
             self.state = State::Playing;
             self.next_slot = Some(first);
             self.empty_pops = 0;
@@ -330,7 +341,13 @@ impl JitterBuffer {
         };
         self.since_adapt = self.since_adapt.saturating_add(1);
         let mut delay = delay_of(self, slot);
-        if delay >= self.target_us + self.frame_us {
+        // Hysteresis: the delay of the due frame wanders by up to a frame with the phase
+        // between the sender's clock and ours (and scheduler noise), so shrink only when it is
+        // well above the target and grow only when it is well below; otherwise the buffer
+        // would drop and insert frames in turn, each an audible cut.
+        let shrink_at = self.target_us + self.frame_us + self.frame_us / 4;
+        let grow_below = self.target_us - self.frame_us / 4;
+        if delay >= shrink_at {
             self.drop_wanted = self.drop_wanted.saturating_add(1);
         } else {
             self.drop_wanted = 0;
@@ -344,15 +361,22 @@ impl JitterBuffer {
             self.drop_before(slot);
             delay -= skip * self.frame_us;
             self.since_adapt = 0;
-        } else if delay >= self.target_us + self.frame_us
+        } else if delay >= shrink_at
             && self.since_adapt >= DROP_INTERVAL
-            && (self.drop_wanted >= 3 * DROP_INTERVAL || self.cheap_to_drop(slot))
+            && (self.drop_wanted >= 3 * DROP_INTERVAL
+                || (self.drop_wanted >= DROP_INTERVAL && self.cheap_to_drop(slot)))
         {
+            trace!(
+                slot,
+                delay_us = delay,
+                target_us = self.target_us,
+                wanted = self.drop_wanted,
+                "jitter: frame dropped to shrink the delay"
+            );
             self.drop_wanted = 0;
             if self.frames.remove(&slot).is_some() {
                 self.stats.dropped += 1;
             }
-            trace!(slot, "jitter: frame dropped to shrink the delay");
             slot += 1;
             delay -= self.frame_us;
             self.since_adapt = 0;
@@ -361,12 +385,14 @@ impl JitterBuffer {
         self.current_us = delay.max(0);
 
         let due_here = self.frames.contains_key(&slot);
-        let below_target = delay < self.target_us;
+        let below_target = delay < grow_below;
         // Grow the delay: either the due frame is simply not here yet (wait for it), or the
         // jitter estimate went up.
-        if below_target
-            && ((!due_here && !self.frames.contains_key(&(slot + 1)))
-                || self.since_adapt >= INSERT_INTERVAL)
+        // Grow only when we must wait anyway (the due frame and the next are not here) or the
+        // target clearly rose above the delay (by a whole frame); a delay a few ms under the
+        // target is phase noise, not a reason to stretch speech.
+        if (below_target && !due_here && !self.frames.contains_key(&(slot + 1)))
+            || (delay + self.frame_us <= self.target_us && self.since_adapt >= INSERT_INTERVAL)
         {
             if self.frames.is_empty() {
                 self.empty_pops += 1;
@@ -818,7 +844,7 @@ mod tests {
         // Reordering was undone, and few packets were late once the target had grown.
         assert!(strictly_increasing(&sim.frames()));
         assert!(st.late <= 30, "{st:?}");
-        assert!(st.inserted >= 2, "{st:?}");
+        assert!(st.inserted >= 1, "{st:?}");
         assert!(st.dropped >= 2, "{st:?}");
         // After the burst: clean playout, no concealment.
         let played = sim.until_last_frame();
@@ -1001,10 +1027,12 @@ mod tests {
         let skipped: Vec<u32> = (first..*played.last().unwrap())
             .filter(|id| !played.contains(id))
             .collect();
-        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        // 60 ms down to a 20 ms target: one drop brings it inside the hysteresis band
+        // (target + 1¼ frames), and the frame dropped is a small one.
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
         assert!(skipped.iter().all(|id| id % 10 == 7), "{skipped:?}");
-        assert_eq!(jb.stats().dropped, 2);
-        assert_eq!(jb.stats().current_delay, Duration::from_millis(20));
+        assert_eq!(jb.stats().dropped, 1);
+        assert!(jb.stats().current_delay <= Duration::from_millis(45));
     }
 
     #[test]
@@ -1101,5 +1129,51 @@ mod tests {
             assert!(st.received > 5_000);
             assert!(st.target_delay <= MAX_CONFIG_DELAY);
         }
+    }
+}
+#[cfg(test)]
+mod phase_noise {
+    use super::*;
+
+    /// baresip 1.0 sends Opus from a file at 17.4/21.5/21.5 ms intervals, and our 20 ms
+    /// playout clock is late by 0–6 ms under load. Neither is a reason to drop or insert frames;
+    /// without hysteresis the buffer did so 10 and 13 times in 12 s, each an audible cut.
+    #[test]
+    fn sender_and_scheduler_noise_do_not_make_the_buffer_oscillate() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig {
+            clock_rate: 48000,
+            frame_ts: 960,
+            min_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(300),
+            initial_delay: Duration::from_millis(40),
+        });
+        let pattern = [17.4f64, 21.5, 21.5];
+        let mut arrivals = vec![];
+        let mut t = 5.0f64;
+        for i in 0..600u32 {
+            arrivals.push((t, i));
+            t += pattern[(i % 3) as usize];
+        }
+        let mut next = 0;
+        for tick in 0..600u32 {
+            let now_ms = f64::from(tick) * 20.0 + 3.0 + f64::from((tick * 7919) % 7);
+            while next < arrivals.len() && arrivals[next].0 <= now_ms {
+                let (at, i) = arrivals[next];
+                let len = if i % 4 == 0 { 30 } else { 90 };
+                jb.push(
+                    t0 + Duration::from_micros((at * 1000.0) as u64),
+                    i as u16,
+                    i * 960,
+                    Bytes::from(vec![1u8; len]),
+                );
+                next += 1;
+            }
+            jb.pop(t0 + Duration::from_micros((now_ms * 1000.0) as u64));
+        }
+        let st = jb.stats();
+        assert!(st.dropped <= 2, "{st:?}");
+        assert!(st.inserted <= 5, "{st:?}");
+        assert_eq!(st.late, 0, "{st:?}");
     }
 }
