@@ -349,17 +349,15 @@ mod tests {
         );
         assert!(r.is_registered());
         // Keep-alives every 10 s, each answered.
-        let mut now = t0;
-        loop {
-            let at = r.poll_timeout().expect("a timer");
-            now = at;
+        let now = loop {
+            let now = r.poll_timeout().expect("a timer");
             r.handle_timeout(now);
             match drain(&mut r).as_slice() {
                 [RegistrationAction::SendKeepAlive] => r.handle_keepalive(now, true),
-                [RegistrationAction::SendRegister { expires: 300 }] => break,
+                [RegistrationAction::SendRegister { expires: 300 }] => break now,
                 other => panic!("unexpected {other:?}"),
             }
-        }
+        };
         // 120 s granted → refresh after 96 s (margin 24 s), before expiry.
         assert_eq!(now - t0, Duration::from_secs(96));
     }

@@ -468,6 +468,8 @@ struct AccountState {
     cseq: Arc<AtomicU32>,
     digest: Arc<std::sync::Mutex<DigestClient>>,
     register_in_flight: bool,
+    /// Removed by the user: forget it once unregistered.
+    removing: bool,
     /// Local end of the flow to the proxy (learnt by each REGISTER), for Via and Contact.
     flow: SipAddr,
     /// A REGISTER the machine asked for while one was in flight.
@@ -547,7 +549,7 @@ impl Actor {
         let mut shutdown: Option<(oneshot::Sender<()>, Instant)> = None;
         loop {
             let now = Instant::now();
-            self.drive_registrations(now);
+            self.drive_registrations();
             if let Some((_, deadline)) = &shutdown {
                 let pending = self
                     .accounts
@@ -627,6 +629,7 @@ impl Actor {
                     cseq: Arc::new(AtomicU32::new(1)),
                     digest: Arc::new(std::sync::Mutex::new(DigestClient::default())),
                     register_in_flight: false,
+                    removing: false,
                     flow: SipAddr {
                         r#type: Some(rsipstack::sip::Transport::Udp),
                         addr: HostWithPort::from(self.local),
@@ -637,6 +640,7 @@ impl Actor {
             }
             Command::RemoveAccount(id) => {
                 if let Some(a) = self.accounts.get_mut(&id) {
+                    a.removing = true;
                     a.registration.stop(now);
                 }
             }
@@ -717,19 +721,20 @@ impl Actor {
 
     // -------------------------------------------------------------------- registration
 
-    fn drive_registrations(&mut self, now: Instant) {
+    /// Carry out what the registration machines ask for.
+    fn drive_registrations(&mut self) {
         let ids: Vec<String> = self.accounts.keys().cloned().collect();
         for id in ids {
-            loop {
-                let Some(a) = self.accounts.get_mut(&id) else {
-                    break;
-                };
-                let Some(action) = a.registration.poll_action() else {
-                    break;
-                };
+            while let Some(action) = self
+                .accounts
+                .get_mut(&id)
+                .and_then(|a| a.registration.poll_action())
+            {
                 match action {
                     RegistrationAction::SendRegister { expires } => {
-                        if a.register_in_flight {
+                        if let Some(a) = self.accounts.get_mut(&id)
+                            && a.register_in_flight
+                        {
                             a.queued_register = Some(expires);
                         } else {
                             self.spawn_register(&id, expires);
@@ -750,13 +755,18 @@ impl Actor {
                         reason,
                         retry_in,
                     }),
-                    RegistrationAction::Unregistered => self.emit(SipEvent::Unregistered {
-                        account: id.clone(),
-                    }),
+                    RegistrationAction::Unregistered => {
+                        self.emit(SipEvent::Unregistered {
+                            account: id.clone(),
+                        });
+                        // A removed account is forgotten once its binding is gone.
+                        if self.accounts.get(&id).is_some_and(|a| a.removing) {
+                            self.accounts.remove(&id);
+                        }
+                    }
                 }
             }
         }
-        let _ = now;
     }
 
     fn spawn_register(&mut self, id: &str, expires: u32) {
@@ -802,7 +812,7 @@ impl Actor {
             &uri,
             &from,
             &format!("<{uri}>"),
-            &make_call_id(None, CallIdFormat::Uuid).value().to_string(),
+            make_call_id(None, CallIdFormat::Uuid).value(),
             1,
             &[],
         ) else {
@@ -1081,7 +1091,7 @@ impl Actor {
         } else if status == 487 {
             EndReason::RemoteHangup
         } else {
-            EndReason::from_failure_status(status, &phrase)
+            EndReason::from_failure_status(status, phrase)
         };
         self.end_call(id, reason);
     }

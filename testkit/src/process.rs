@@ -119,7 +119,10 @@ pub fn free_udp_port_pair() -> u16 {
     loop {
         let a = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket on loopback");
         let port = a.local_addr().expect("local addr").port();
-        if port % 2 == 0 && port < u16::MAX && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+        if port.is_multiple_of(2)
+            && port < u16::MAX
+            && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+        {
             return port;
         }
     }
