@@ -269,16 +269,21 @@ impl MediaStream {
 }
 
 fn new_jitter(kind: CodecKind) -> JitterBuffer {
+    JitterBuffer::new(jitter_config(kind))
+}
+
+/// The jitter buffer settings of a call's stream: 20 ms frames, 20–300 ms delay, starting at
+/// the minimum. It grows only if the path needs it: shrinking later means cutting a frame out of
+/// speech at the start of the call, which P.862 and ears notice.
+pub fn jitter_config(kind: CodecKind) -> JitterConfig {
     let clock = kind.rtp_clock_rate();
-    JitterBuffer::new(JitterConfig {
+    JitterConfig {
         clock_rate: clock,
         frame_ts: clock / 1000 * codec::FRAME_MS,
         min_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(300),
-        // Start at the minimum and grow only if the path needs it: shrinking later means
-        // cutting a frame out of speech at the start of the call, which P.862 and ears notice.
         initial_delay: Duration::from_millis(20),
-    })
+    }
 }
 
 struct StreamTask {
