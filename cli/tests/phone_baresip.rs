@@ -259,9 +259,11 @@ fn hold_resume_dtmf_and_messages_with_baresip() {
     b.command("sndcode", "5").unwrap();
     let d = p.wait_any("dtmf", T).unwrap();
     assert_eq!(d["digit"], "5", "{d}");
-    // Our DTMF goes out (baresip logs received digits).
+    // Our DTMF reaches baresip as RFC 4733 events.
     p.send(json!({"cmd": "dtmf", "call": call, "digits": "7"}))
         .unwrap();
+    b.wait_for(&["CALL_DTMF_START", "7"], T)
+        .expect("baresip reports the digit");
     // BYE from baresip ends the call on both sides.
     b.command("hangup", "").unwrap();
     let ended: Value = p.wait_any("ended", T).unwrap();
