@@ -1033,10 +1033,17 @@ impl Actor {
             SipEvent::MessageReceived {
                 account,
                 from,
+                content_type,
                 body,
                 dedupe_key,
-                ..
             } => {
+                // Only text is a message for the user: linphone, for one, answers each of our
+                // messages with a deflate-compressed `message/imdn+xml` delivery notification
+                // (RFC 5438) and may send `application/im-iscomposing+xml` (RFC 3994).
+                if !is_text_message(&content_type) {
+                    info!(%from, %content_type, "MESSAGE that is not text ignored");
+                    return;
+                }
                 let body = String::from_utf8_lossy(&body).to_string();
                 let recorded =
                     self.store()
@@ -1245,6 +1252,13 @@ fn parse_dtmf_info(body: &str) -> Option<char> {
     })
 }
 
+/// True for the Content-Type of a MESSAGE the user should see: `text/plain` with any
+/// parameters, in any case (a MESSAGE without a Content-Type is text/plain too).
+fn is_text_message(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    media.is_empty() || media.eq_ignore_ascii_case("text/plain")
+}
+
 fn rand_u32() -> u32 {
     use rand_core::RngCore;
     rand_core::OsRng.next_u32()
@@ -1253,6 +1267,19 @@ fn rand_u32() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_text_messages_reach_the_user() {
+        assert!(is_text_message("text/plain"));
+        assert!(is_text_message("text/plain;charset=UTF-8"));
+        assert!(is_text_message(" Text/Plain ; charset=utf-8"));
+        assert!(is_text_message(""));
+        // What linphone 5.1 sends besides text: delivery notifications (deflate-compressed
+        // in its case) and typing notifications.
+        assert!(!is_text_message("message/imdn+xml"));
+        assert!(!is_text_message("application/im-iscomposing+xml"));
+        assert!(!is_text_message("message/cpim"));
+    }
 
     #[test]
     fn commands_parse_from_json_lines() {

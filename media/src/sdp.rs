@@ -231,20 +231,21 @@ fn write_session(out: &mut String, local: &LocalMedia) {
     );
 }
 
-/// One enabled audio stream with the given codecs (payload type, kind) and DTMF entry.
+/// One enabled audio stream with the given codecs (payload type, kind) and telephone-event
+/// entries (payload type, clock rate).
 fn write_audio(
     out: &mut String,
     local: &LocalMedia,
     proto: &str,
     codecs: &[(u8, CodecKind)],
-    dtmf: Option<(u8, u32)>,
+    dtmf: &[(u8, u32)],
     direction: Direction,
 ) {
     let _ = write!(out, "m=audio {} {proto}", local.rtp_port);
     for (pt, _) in codecs {
         let _ = write!(out, " {pt}");
     }
-    if let Some((pt, _)) = dtmf {
+    for (pt, _) in dtmf {
         let _ = write!(out, " {pt}");
     }
     out.push_str("\r\n");
@@ -255,7 +256,7 @@ fn write_audio(
             let _ = write!(out, "a=fmtp:{pt} {fmtp}\r\n");
         }
     }
-    if let Some((pt, rate)) = dtmf {
+    for (pt, rate) in dtmf {
         let _ = write!(
             out,
             "a=rtpmap:{pt} telephone-event/{rate}\r\na=fmtp:{pt} 0-16\r\n"
@@ -270,8 +271,13 @@ fn write_audio(
 }
 
 /// Writes our offer: one `m=audio` line over `RTP/AVP` with our codecs in preference order
-/// (Opus as payload type 111, PCMU 0, PCMA 8, each with an `a=rtpmap`), telephone-event as 101
-/// when `local.dtmf`, `a=rtcp`, `a=ptime:20` and the direction.
+/// (Opus as payload type 111, PCMU 0, PCMA 8, each with an `a=rtpmap`), when `local.dtmf`
+/// telephone-event at the clock rate of each codec (101 for the first codec's rate, then 100,
+/// 99 …) plus 8000 Hz, `a=rtcp`, `a=ptime:20` and the direction.
+///
+/// RFC 4733 §2.1 has the event clock rate match the audio codec's: linphone, for one, drops a
+/// telephone-event/8000 offered next to Opus alone from its answer, so an Opus call needs
+/// telephone-event/48000. The 8000 Hz entry stays for peers that only know that one (baresip).
 pub fn create_offer(local: &LocalMedia) -> String {
     let mut kinds = local.codecs.clone();
     if kinds.is_empty() {
@@ -285,8 +291,21 @@ pub fn create_offer(local: &LocalMedia) -> String {
     }
     let mut out = String::with_capacity(512);
     write_session(&mut out, local);
-    let dtmf = local.dtmf.then_some((DTMF_PAYLOAD_TYPE, 8000));
-    write_audio(&mut out, local, "RTP/AVP", &codecs, dtmf, local.direction);
+    let mut dtmf: Vec<(u8, u32)> = Vec::new();
+    if local.dtmf {
+        let rates = codecs
+            .iter()
+            .map(|&(_, k)| k.rtp_clock_rate())
+            .chain([8000]);
+        for rate in rates {
+            if !dtmf.iter().any(|&(_, r)| r == rate) {
+                // 101, 100, 99 …: below the dynamic types of our codecs (111) and above the
+                // static ones (0, 8).
+                dtmf.push((DTMF_PAYLOAD_TYPE - dtmf.len() as u8, rate));
+            }
+        }
+    }
+    write_audio(&mut out, local, "RTP/AVP", &codecs, &dtmf, local.direction);
     out
 }
 
@@ -680,7 +699,7 @@ pub fn answer_offer(offer: &str, local: &LocalMedia) -> Result<(String, Negotiat
                 local,
                 &media.proto,
                 &[(payload_type, codec)],
-                dtmf,
+                dtmf.as_slice(),
                 our_direction,
             );
         } else {
@@ -849,13 +868,15 @@ a=record:off\r\n";
                 "s=-",
                 "c=IN IP4 192.0.2.10",
                 "t=0 0",
-                "m=audio 4000 RTP/AVP 111 0 8 101",
+                "m=audio 4000 RTP/AVP 111 0 8 101 100",
                 "a=rtpmap:111 opus/48000/2",
                 "a=fmtp:111 useinbandfec=1",
                 "a=rtpmap:0 PCMU/8000",
                 "a=rtpmap:8 PCMA/8000",
-                "a=rtpmap:101 telephone-event/8000",
+                "a=rtpmap:101 telephone-event/48000",
                 "a=fmtp:101 0-16",
+                "a=rtpmap:100 telephone-event/8000",
+                "a=fmtp:100 0-16",
                 "a=rtcp:4001",
                 "a=ptime:20",
                 "a=sendrecv",
@@ -864,6 +885,46 @@ a=record:off\r\n";
         assert!(sdp.ends_with("\r\n"));
         let parsed = strict_parse(&sdp);
         assert_eq!(parsed.media_descriptions.len(), 1);
+    }
+
+    #[test]
+    fn opus_offer_has_telephone_event_at_48000_and_8000() {
+        let offer = create_offer(&local(vec![CodecKind::Opus]));
+        assert!(
+            offer.contains("m=audio 4000 RTP/AVP 111 101 100\r\n"),
+            "{offer}"
+        );
+        assert!(
+            offer.contains("a=rtpmap:101 telephone-event/48000\r\n"),
+            "{offer}"
+        );
+        assert!(
+            offer.contains("a=rtpmap:100 telephone-event/8000\r\n"),
+            "{offer}"
+        );
+        strict_parse(&offer);
+        // PCMU alone: one entry, as before.
+        let offer = create_offer(&local(vec![CodecKind::Pcmu]));
+        assert!(offer.contains("m=audio 4000 RTP/AVP 0 101\r\n"), "{offer}");
+        assert!(
+            offer.contains("a=rtpmap:101 telephone-event/8000\r\n"),
+            "{offer}"
+        );
+
+        // linphone 5.1 answers an Opus offer with the event rate that matches Opus only (it
+        // dropped a lone telephone-event/8000, leaving us without RFC 4733 DTMF).
+        let linphone = "v=0\r\no=linphone 103 2707 IN IP4 127.0.0.1\r\ns=Talk\r\n\
+                        c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16334 RTP/AVP 111 101\r\n\
+                        a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1\r\n\
+                        a=rtpmap:101 telephone-event/48000\r\n";
+        let n = apply_answer(linphone, &local(vec![CodecKind::Opus])).unwrap();
+        assert_eq!((n.dtmf_payload_type, n.dtmf_clock_rate), (Some(101), 48000));
+        // baresip 1.0 answers with its only rate, 8000.
+        let baresip = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+                       t=0 0\r\nm=audio 16100 RTP/AVP 111 100\r\na=rtpmap:111 opus/48000/2\r\n\
+                       a=rtpmap:100 telephone-event/8000\r\na=fmtp:100 0-15\r\n";
+        let n = apply_answer(baresip, &local(vec![CodecKind::Opus])).unwrap();
+        assert_eq!((n.dtmf_payload_type, n.dtmf_clock_rate), (Some(100), 8000));
     }
 
     #[test]
@@ -1159,8 +1220,15 @@ m=audio 5012 RTP/AVP 0\r\n";
             (at_alice.codec, at_alice.payload_type),
             (CodecKind::Pcma, 8)
         );
-        assert_eq!(at_bob.dtmf_payload_type, Some(DTMF_PAYLOAD_TYPE));
-        assert_eq!(at_alice.dtmf_payload_type, Some(DTMF_PAYLOAD_TYPE));
+        // PCMA won: the 8000 Hz telephone-event (100) goes with it, on both sides.
+        assert_eq!(
+            (at_bob.dtmf_payload_type, at_bob.dtmf_clock_rate),
+            (Some(DTMF_PAYLOAD_TYPE - 1), 8000)
+        );
+        assert_eq!(
+            (at_alice.dtmf_payload_type, at_alice.dtmf_clock_rate),
+            (Some(DTMF_PAYLOAD_TYPE - 1), 8000)
+        );
         assert_eq!(at_alice.remote_rtp, "192.0.2.20:7000".parse().unwrap());
         assert_eq!(at_alice.remote_rtcp, "192.0.2.20:7001".parse().unwrap());
         assert_eq!(at_bob.remote_rtp, "192.0.2.10:4000".parse().unwrap());

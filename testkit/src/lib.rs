@@ -7,12 +7,14 @@
 mod audio;
 mod baresip;
 mod kamailio;
+mod linphone;
 mod phone;
 mod process;
 
 pub use audio::{PesqMode, PesqScore, SPEECH_TEXT, pesq, pesq_python, speech_wav};
 pub use baresip::{Baresip, BaresipConfig};
 pub use kamailio::{DigestAlgorithm, Kamailio, KamailioConfig};
+pub use linphone::{Linphone, LinphoneConfig};
 pub use phone::KryptonPhone;
 pub use process::{Child, free_port, free_udp_port_pair};
 
