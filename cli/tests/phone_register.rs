@@ -72,7 +72,10 @@ fn a_wrong_password_is_reported_with_the_reason() {
     let e = p.wait_any("registration_failed", T).unwrap();
     assert_eq!(e["status"], 401, "{e}");
     assert!(e["reason"].as_str().unwrap().contains("password"), "{e}");
-    assert!(e["retry_in"].is_null(), "a wrong password is not retried: {e}");
+    assert!(
+        e["retry_in"].is_null(),
+        "a wrong password is not retried: {e}"
+    );
     assert!(
         !p.unclaimed().iter().any(|e| e["event"] == "registered"),
         "registered with a wrong password"
@@ -104,10 +107,17 @@ fn an_unreachable_proxy_is_retried_and_bad_commands_get_errors() {
     assert!(e["reason"].as_str().unwrap().contains("proxy"), "{e}");
     // Garbage on stdin is an error event, not a crash.
     p.send(serde_json::json!("not a command")).unwrap();
-    p.send(serde_json::json!({"cmd": "hangup", "call": 99})).unwrap();
+    p.send(serde_json::json!({"cmd": "hangup", "call": 99}))
+        .unwrap();
     let first = p.wait_any("error", T).unwrap();
-    assert!(first["message"].as_str().unwrap().contains("command"), "{first}");
+    assert!(
+        first["message"].as_str().unwrap().contains("command"),
+        "{first}"
+    );
     let second = p.wait_any("error", T).unwrap();
-    assert!(second["message"].as_str().unwrap().contains("99"), "{second}");
+    assert!(
+        second["message"].as_str().unwrap().contains("99"),
+        "{second}"
+    );
     assert!(p.quit(T).is_some_and(|s| s.success()));
 }
