@@ -1177,3 +1177,60 @@ mod phase_noise {
         assert_eq!(st.late, 0, "{st:?}");
     }
 }
+#[cfg(test)]
+mod random_loss {
+    use super::*;
+
+    /// 5 % random loss on top of baresip's sending pattern and a noisy playout clock: each lost
+    /// packet is concealed once and nothing else happens — no re-buffering, no drops.
+    #[test]
+    fn lost_packets_are_concealed_once_without_rebuffering() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig {
+            clock_rate: 8000,
+            frame_ts: 160,
+            min_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(300),
+            initial_delay: Duration::from_millis(20),
+        });
+        let pattern = [17.4f64, 21.5, 21.5];
+        let mut arrivals = vec![];
+        let mut t = 5.0f64;
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        for i in 0..600u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 100 >= 5 {
+                arrivals.push((t, i));
+            }
+            t += pattern[(i % 3) as usize];
+        }
+        let lost = 600 - arrivals.len() as u64;
+        let mut next = 0;
+        let mut silence_after_start = 0;
+        for tick in 0..600u32 {
+            let now_ms = f64::from(tick) * 20.0 + 3.0 + f64::from((tick * 7919) % 7);
+            while next < arrivals.len() && arrivals[next].0 <= now_ms {
+                let (at, i) = arrivals[next];
+                jb.push(
+                    t0 + Duration::from_micros((at * 1000.0) as u64),
+                    i as u16,
+                    i * 160,
+                    Bytes::from(vec![1u8; 160]),
+                );
+                next += 1;
+            }
+            let out = jb.pop(t0 + Duration::from_micros((now_ms * 1000.0) as u64));
+            if tick > 5 && out == Playout::Silence {
+                silence_after_start += 1;
+            }
+        }
+        let st = jb.stats();
+        assert!(lost >= 20, "the simulation loses packets ({lost})");
+        assert!(st.concealed <= lost + 6, "{st:?}, lost {lost}");
+        assert_eq!(st.dropped, 0, "{st:?}");
+        assert_eq!(silence_after_start, 0, "{st:?}");
+        assert_eq!(st.resets, 0, "{st:?}");
+    }
+}
