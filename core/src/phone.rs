@@ -80,6 +80,14 @@ pub enum PhoneCommand {
         /// Mute on or off.
         on: bool,
     },
+    /// Blind transfer: ask the other side of `call` to call `to` instead (REFER); our side
+    /// hangs up once the other side reports that the new call is answered.
+    Transfer {
+        /// Call number.
+        call: u64,
+        /// Where to send the other side (number, user or SIP URI).
+        to: String,
+    },
     /// Send DTMF digits (RFC 4733, or SIP INFO when the peer has no telephone events).
     Dtmf {
         /// Call number.
@@ -201,6 +209,25 @@ pub enum PhoneEvent {
         from_account: String,
         /// Why.
         reason: String,
+    },
+    /// The other side took our transfer and its call to the target is answered; our call ends.
+    Transferred {
+        /// Call number.
+        call: u64,
+    },
+    /// Our transfer did not happen; the call goes on.
+    TransferFailed {
+        /// Call number.
+        call: u64,
+        /// SIP status, if any.
+        status: Option<u16>,
+    },
+    /// The other side transfers us: we call `to` (as call `new_call`) and report how it goes.
+    TransferRequested {
+        /// The call that asked.
+        call: u64,
+        /// Where we are sent.
+        to: String,
     },
     /// We put the call on hold.
     Held {
@@ -384,6 +411,9 @@ struct PhoneCall {
     remote_hold: bool,
     established_at: Option<Instant>,
     muted: bool,
+    /// This call was placed because call N's peer transferred us (REFER): report its progress
+    /// there.
+    transfer_for: Option<u64>,
 }
 
 struct Actor {
@@ -537,6 +567,7 @@ impl Actor {
                     remote_hold: false,
                     established_at: None,
                     muted: false,
+                    transfer_for: None,
                 };
                 self.calls.insert(id, call);
                 self.dial_next(id, None).await;
@@ -548,6 +579,16 @@ impl Actor {
                 }
                 self.hangup(call).await;
             }
+            PhoneCommand::Transfer { call, to } => match self.calls.get(&call) {
+                Some(c) if c.state == State::Established => {
+                    let target = dialplan::normalize(&to);
+                    if let Err(e) = self.ua.refer(c.sip, &target) {
+                        self.error(e.to_string());
+                    }
+                }
+                Some(_) => self.error(format!("call {call} is not established")),
+                None => self.error(format!("no call {call}")),
+            },
             PhoneCommand::Hold { call } => self.set_hold(call, true),
             PhoneCommand::Resume { call } => self.set_hold(call, false),
             PhoneCommand::Mute { call, on } => match self.calls.get_mut(&call) {
@@ -770,6 +811,14 @@ impl Actor {
         }
         call.state = State::Established;
         call.established_at = Some(Instant::now());
+        if let Some(from) = call.transfer_for
+            && let Some(original) = self.calls.get(&from)
+        {
+            let _ = self.ua.notify_transfer(original.sip, 200, "OK");
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let codec = call
             .negotiated
             .as_ref()
@@ -790,6 +839,15 @@ impl Actor {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        if call.established_at.is_none()
+            && let Some(from) = call.transfer_for
+            && let Some(original) = self.calls.get(&from)
+        {
+            let code = status.unwrap_or(487);
+            let _ = self
+                .ua
+                .notify_transfer(original.sip, code.max(300), "Transfer failed");
+        }
         let mut stats = None;
         if let Some(stream) = &call.stream {
             stream.stop().await;
@@ -1030,6 +1088,52 @@ impl Actor {
                 }
             }
             SipEvent::Ended { call: sip, reason } => self.sip_ended(sip, reason).await,
+            SipEvent::TransferAccepted {
+                call: sip,
+                accepted,
+                status,
+            } => {
+                if !accepted && let Some(id) = self.call_by_sip(sip) {
+                    self.emit(PhoneEvent::TransferFailed { call: id, status });
+                }
+            }
+            SipEvent::TransferProgress { call: sip, status } => {
+                let Some(id) = self.call_by_sip(sip) else {
+                    return;
+                };
+                if (200..300).contains(&status) {
+                    self.emit(PhoneEvent::Transferred { call: id });
+                    self.hangup(id).await;
+                } else if status >= 300 {
+                    self.emit(PhoneEvent::TransferFailed {
+                        call: id,
+                        status: Some(status),
+                    });
+                }
+            }
+            SipEvent::TransferRequested { call: sip, target } => {
+                let Some(id) = self.call_by_sip(sip) else {
+                    return;
+                };
+                self.emit(PhoneEvent::TransferRequested {
+                    call: id,
+                    to: target.clone(),
+                });
+                let _ = self.ua.notify_transfer(sip, 100, "Trying");
+                let account = self.calls.get(&id).map(|c| c.account.clone());
+                let before = self.next_call;
+                self.command(PhoneCommand::Call {
+                    to: target,
+                    account,
+                })
+                .await;
+                match self.calls.get_mut(&before) {
+                    Some(new_call) if self.next_call > before => new_call.transfer_for = Some(id),
+                    _ => {
+                        let _ = self.ua.notify_transfer(sip, 503, "Service Unavailable");
+                    }
+                }
+            }
             SipEvent::MessageReceived {
                 account,
                 from,
@@ -1149,6 +1253,7 @@ impl Actor {
                 held: false,
                 established_at: None,
                 muted: false,
+                transfer_for: None,
             },
         );
         self.emit(PhoneEvent::Incoming {

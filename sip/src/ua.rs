@@ -158,6 +158,31 @@ pub enum SipEvent {
         /// The answer SDP on success, or the failure status.
         result: Result<Vec<u8>, u16>,
     },
+    /// Our REFER (blind transfer) was answered: `accepted` = 2xx; then progress arrives as
+    /// [`SipEvent::TransferProgress`].
+    TransferAccepted {
+        /// Call.
+        call: CallId,
+        /// Whether the other side accepted to be transferred.
+        accepted: bool,
+        /// Status of the REFER's answer (none: no answer).
+        status: Option<u16>,
+    },
+    /// A NOTIFY about our REFER: the status of the transferee's call to the target.
+    TransferProgress {
+        /// Call.
+        call: CallId,
+        /// Status code from the `message/sipfrag` body.
+        status: u16,
+    },
+    /// The other side asks us to call `target` instead (REFER, blind transfer). Report how it
+    /// goes with [`UserAgent::notify_transfer`].
+    TransferRequested {
+        /// Call.
+        call: CallId,
+        /// The Refer-To URI.
+        target: String,
+    },
     /// An INFO request inside a call (DTMF fallback).
     Info {
         /// Call.
@@ -221,6 +246,8 @@ enum Command {
     Reoffer(CallId, Vec<u8>),
     AnswerReoffer(CallId, Result<Vec<u8>, u16>),
     Info(CallId, String, Vec<u8>),
+    Refer(CallId, String),
+    NotifyTransfer(CallId, u16, String),
     Message {
         account: String,
         target: String,
@@ -378,6 +405,17 @@ impl UserAgent {
         self.send(Command::Info(call, content_type.to_string(), body))
     }
 
+    /// Ask the other side of `call` to call `target` instead (blind transfer, RFC 3515 REFER).
+    pub fn refer(&self, call: CallId, target: &str) -> Result<(), UaError> {
+        self.send(Command::Refer(call, target.to_string()))
+    }
+
+    /// Tell the transferor how our call to the REFER target goes (`status` with its reason
+    /// phrase; a final status ends the implicit subscription).
+    pub fn notify_transfer(&self, call: CallId, status: u16, reason: &str) -> Result<(), UaError> {
+        self.send(Command::NotifyTransfer(call, status, reason.to_string()))
+    }
+
     /// Send a MESSAGE (RFC 3428); the outcome arrives as [`SipEvent::MessageResult`] with the
     /// returned id.
     pub async fn message(
@@ -438,6 +476,10 @@ enum Internal {
     ReofferDone {
         call: CallId,
         result: Result<Vec<u8>, u16>,
+    },
+    ReferDone {
+        call: CallId,
+        status: Option<u16>,
     },
     MessageDone {
         id: u64,
@@ -687,6 +729,33 @@ impl Actor {
                 else {
                     return;
                 };
+                let (ep, proxy) = (self.ep.clone(), self.proxy_of_call(id));
+                tokio::spawn(async move {
+                    let _ = run_non_invite(ep, req, proxy).await;
+                });
+            }
+            Command::Refer(id, target) => self.send_refer(id, &target),
+            Command::NotifyTransfer(id, status, reason) => {
+                let fin = status >= 200;
+                let Some(mut req) = self.in_dialog_request(
+                    id,
+                    Method::Notify,
+                    Some((
+                        "message/sipfrag;version=2.0",
+                        format!("SIP/2.0 {status} {reason}\r\n").into_bytes(),
+                    )),
+                ) else {
+                    return;
+                };
+                req.headers.push(make_header("Event", "refer".into()));
+                req.headers.push(make_header(
+                    "Subscription-State",
+                    if fin {
+                        "terminated;reason=noresource".into()
+                    } else {
+                        "active;expires=60".into()
+                    },
+                ));
                 let (ep, proxy) = (self.ep.clone(), self.proxy_of_call(id));
                 tokio::spawn(async move {
                     let _ = run_non_invite(ep, req, proxy).await;
@@ -1265,6 +1334,46 @@ impl Actor {
         Some(req)
     }
 
+    fn send_refer(&mut self, id: CallId, target: &str) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let Some(a) = self.accounts.get(&call.account) else {
+            return;
+        };
+        let Ok(target) = target_uri(target, &a.account.aor.domain) else {
+            self.emit(SipEvent::TransferAccepted {
+                call: id,
+                accepted: false,
+                status: None,
+            });
+            return;
+        };
+        let aor = a.account.aor.to_string();
+        let contact = contact_for(&a.account, &a.flow, &self.config.instance);
+        let Some(mut req) = self.in_dialog_request(id, Method::Refer, None) else {
+            return;
+        };
+        req.headers
+            .push(make_header("Refer-To", format!("<{target}>")));
+        req.headers
+            .push(make_header("Referred-By", format!("<{aor}>")));
+        req.headers.push(make_header("Contact", contact));
+        let (ep, proxy, internal) = (
+            self.ep.clone(),
+            self.proxy_of_call(id),
+            self.internal.clone(),
+        );
+        tokio::spawn(async move {
+            let status = run_non_invite(ep, req, proxy)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.status_code.code());
+            let _ = internal.send(Internal::ReferDone { call: id, status });
+        });
+    }
+
     // -------------------------------------------------------------------- messages
 
     fn send_message(
@@ -1384,6 +1493,11 @@ impl Actor {
             Internal::ReofferDone { call, result } => {
                 self.emit(SipEvent::ReofferResult { call, result })
             }
+            Internal::ReferDone { call, status } => self.emit(SipEvent::TransferAccepted {
+                call,
+                accepted: status.is_some_and(|s| (200..300).contains(&s)),
+                status,
+            }),
             Internal::MessageDone { id, status, reason } => {
                 self.emit(SipEvent::MessageResult { id, status, reason })
             }
@@ -1475,7 +1589,31 @@ impl Actor {
                     let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
                 });
             }
+            (Method::Notify, Some(id))
+                if req
+                    .header_value("Event")
+                    .is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("refer")) =>
+            {
+                reply_async(tx, StatusCode::OK, vec![], None);
+                if let Some(status) = sipfrag_status(&req.body) {
+                    self.emit(SipEvent::TransferProgress { call: id, status });
+                }
+            }
             (Method::Notify, _) => reply_async(tx, StatusCode::OK, vec![], None),
+            (Method::Refer, Some(id)) if in_dialog => {
+                match header_values(&req, "Refer-To")
+                    .into_iter()
+                    .next()
+                    .map(|v| strip_angle(&v))
+                    .filter(|t| t.starts_with("sip:") || t.starts_with("sips:"))
+                {
+                    Some(target) => {
+                        reply_async(tx, StatusCode::Accepted, vec![], None);
+                        self.emit(SipEvent::TransferRequested { call: id, target });
+                    }
+                    None => reply_async(tx, StatusCode::BadRequest, vec![], None),
+                }
+            }
             _ => {
                 tokio::spawn(async move {
                     let _ = tx
@@ -2175,6 +2313,21 @@ fn header_values(msg: &impl HasHeaders, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The status code of a `message/sipfrag` body (`SIP/2.0 200 OK`).
+fn sipfrag_status(body: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(body).ok()?;
+    let line = text.lines().next()?;
+    let mut parts = line.split_whitespace();
+    if !parts.next()?.eq_ignore_ascii_case("SIP/2.0") {
+        return None;
+    }
+    parts
+        .next()?
+        .parse()
+        .ok()
+        .filter(|s| (100..700).contains(s))
+}
+
 /// Split a comma-separated header list, respecting quotes and angle brackets.
 fn split_header_list(v: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -2246,6 +2399,16 @@ mod tests {
             "sip:a@b;transport=udp"
         );
         assert_eq!(strip_angle("sip:a@b;expires=3"), "sip:a@b");
+    }
+
+    #[test]
+    fn sipfrag_bodies() {
+        assert_eq!(sipfrag_status(b"SIP/2.0 200 OK\r\n"), Some(200));
+        assert_eq!(sipfrag_status(b"SIP/2.0 100 Trying"), Some(100));
+        assert_eq!(sipfrag_status(b"HTTP/1.1 200 OK"), None);
+        assert_eq!(sipfrag_status(b"SIP/2.0 abc"), None);
+        assert_eq!(sipfrag_status(b"\xff\xfe"), None);
+        assert_eq!(sipfrag_status(b""), None);
     }
 
     #[test]
