@@ -436,6 +436,11 @@ impl StreamTask {
     }
 
     fn on_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        // RFC 7983 demultiplexing: a first byte of 0–3 is STUN (ICE connectivity checks, which
+        // linphone sends to our RTP port), not a malformed RTP packet. We do no ICE: ignore it.
+        if datagram.first().is_some_and(|b| *b < 4) {
+            return;
+        }
         let Ok(packet) = self.session.handle_rtp(now, from, datagram) else {
             return; // counted by the session
         };
@@ -457,6 +462,9 @@ impl StreamTask {
     }
 
     fn on_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if datagram.first().is_some_and(|b| *b < 4) {
+            return; // STUN, see on_rtp
+        }
         let left_before = self.session.remote_left();
         if self.session.handle_rtcp(now, from, datagram).is_ok() {
             let loss = self.session.stats(now).loss_fraction_remote;
