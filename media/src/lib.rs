@@ -10,4 +10,5 @@ pub mod engine;
 pub mod jitter;
 pub mod rtp;
 pub mod sdp;
+pub mod srtp;
 pub mod wav;
