@@ -5,6 +5,7 @@
 //! sockets and the 20 ms clock.
 
 pub mod codec;
+pub mod device;
 pub mod dtmf;
 pub mod engine;
 pub mod jitter;
