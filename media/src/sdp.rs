@@ -16,9 +16,17 @@
 //! well-formed `m=`/`c=` lines, ignores what it does not understand, and bounds its input.
 //! Our own output is checked against `rtc-sdp`'s strict parser in the tests.
 //!
+//!
+//! # SDES-SRTP
+//!
+//! With [`SrtpPolicy::Optional`] or [`SrtpPolicy::Mandatory`], offers carry our `a=crypto`
+//! keys ([RFC 4568]) and answers pick the first acceptable `a=crypto` line of an offer; the
+//! [`Negotiated::srtp`] keys then go into a [`crate::srtp::SrtpSession`].
+//!
 //! [RFC 3264]: https://www.rfc-editor.org/rfc/rfc3264
 //! [RFC 4566]: https://www.rfc-editor.org/rfc/rfc4566
 //! [RFC 3551]: https://www.rfc-editor.org/rfc/rfc3551
+//! [RFC 4568]: https://www.rfc-editor.org/rfc/rfc4568
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +34,7 @@ use std::net::{IpAddr, SocketAddr};
 use tracing::debug;
 
 use crate::codec::CodecKind;
+use crate::srtp::CryptoAttribute;
 
 /// The largest SDP body we look at, in bytes.
 pub const MAX_SDP_LEN: usize = 64 * 1024;
@@ -51,9 +60,18 @@ pub enum SdpError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// There is no enabled `m=audio` stream over plain RTP (`RTP/AVP` or `RTP/AVPF`).
+    /// There is no enabled `m=audio` stream over RTP (`RTP/AVP` or `RTP/AVPF`; also
+    /// `RTP/SAVP` or `RTP/SAVPF` unless our [`SrtpPolicy`] is `Off`).
     #[error("no usable audio stream")]
     NoAudio,
+    /// SRTP was offered or answered, but with no `a=crypto` line we can use: no supported
+    /// suite, parameters we cannot honour, no key of ours for the suite, or an answer whose
+    /// tag or suite is not one we offered (the caller answers 488).
+    #[error("no acceptable a=crypto line")]
+    NoAcceptableCrypto,
+    /// Our policy is [`SrtpPolicy::Mandatory`] and the peer offers or answers plain RTP.
+    #[error("SRTP is required but the peer does not offer it")]
+    SrtpRequired,
     /// The audio stream has no codec we support (the caller answers 488).
     #[error("no codec in common")]
     NoCommonCodec,
@@ -142,6 +160,23 @@ impl Direction {
     }
 }
 
+/// Whether a call uses SDES-SRTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpPolicy {
+    /// Plain RTP: offers carry no `a=crypto`; `RTP/SAVP` offers are refused and `a=crypto`
+    /// lines in `RTP/AVP` offers are ignored.
+    #[default]
+    Off,
+    /// "Best effort" SRTP: offers are `RTP/AVP` with our `a=crypto` lines, so peers without
+    /// SRTP still answer in plain RTP (baresip's `mediaenc=srtp`). Offers with acceptable
+    /// `a=crypto` (`RTP/AVP` or `RTP/SAVP`) are answered with SRTP, plain ones with RTP.
+    Optional,
+    /// SRTP only: offers are `RTP/SAVP` with our `a=crypto` lines (baresip's
+    /// `mediaenc=srtp-mand`); plain offers and answers are refused
+    /// ([`SdpError::SrtpRequired`]).
+    Mandatory,
+}
+
 /// A codec with the payload type it is offered under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CodecOffer {
@@ -170,6 +205,13 @@ pub struct LocalMedia {
     pub session_id: u64,
     /// The `o=` session version; increment it for every new offer or answer that changes.
     pub session_version: u64,
+    /// Whether we offer/accept SDES-SRTP.
+    pub srtp: SrtpPolicy,
+    /// Our keys, one per suite we offer (tags 1, 2 … in preference order), made with
+    /// [`CryptoAttribute::generate`]; unused when `srtp` is `Off`. An answer uses the key of
+    /// the chosen suite under the offer's tag. Keep them for the dialog (re-offers repeat
+    /// them) unless re-keying on purpose.
+    pub crypto: Vec<CryptoAttribute>,
 }
 
 /// The outcome of an offer/answer exchange for the audio stream.
@@ -195,6 +237,10 @@ pub struct Negotiated {
     pub ptime_ms: u32,
     /// The peer put us on hold: it wrote `sendonly`/`inactive` or the legacy `c=0.0.0.0`.
     pub remote_hold: bool,
+    /// SDES-SRTP keys if the stream is secured: (ours, for what we send; theirs, for what we
+    /// receive), both under the negotiated tag. `None` is plain RTP. Boxed to keep
+    /// `Negotiated` small for the common plain case.
+    pub srtp: Option<Box<(CryptoAttribute, CryptoAttribute)>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,6 +286,7 @@ fn write_audio(
     codecs: &[(u8, CodecKind)],
     dtmf: &[(u8, u32)],
     direction: Direction,
+    crypto: &[&CryptoAttribute],
 ) {
     let _ = write!(out, "m=audio {} {proto}", local.rtp_port);
     for (pt, _) in codecs {
@@ -268,6 +315,9 @@ fn write_audio(
         local.rtcp_port,
         direction.as_str()
     );
+    for attr in crypto {
+        let _ = write!(out, "a=crypto:{attr}\r\n");
+    }
 }
 
 /// Writes our offer: one `m=audio` line over `RTP/AVP` with our codecs in preference order
@@ -278,6 +328,11 @@ fn write_audio(
 /// RFC 4733 §2.1 has the event clock rate match the audio codec's: linphone, for one, drops a
 /// telephone-event/8000 offered next to Opus alone from its answer, so an Opus call needs
 /// telephone-event/48000. The 8000 Hz entry stays for peers that only know that one (baresip).
+///
+/// With [`SrtpPolicy::Optional`] the profile stays `RTP/AVP` and every key of `local.crypto`
+/// is offered as an `a=crypto` line; with [`SrtpPolicy::Mandatory`] the profile is
+/// `RTP/SAVP`. The caller fills `local.crypto`: a `Mandatory` offer without keys is one no
+/// peer can accept.
 pub fn create_offer(local: &LocalMedia) -> String {
     let mut kinds = local.codecs.clone();
     if kinds.is_empty() {
@@ -305,7 +360,20 @@ pub fn create_offer(local: &LocalMedia) -> String {
             }
         }
     }
-    write_audio(&mut out, local, "RTP/AVP", &codecs, &dtmf, local.direction);
+    let (proto, crypto) = match local.srtp {
+        SrtpPolicy::Off => ("RTP/AVP", Vec::new()),
+        SrtpPolicy::Optional => ("RTP/AVP", local.crypto.iter().collect()),
+        SrtpPolicy::Mandatory => ("RTP/SAVP", local.crypto.iter().collect()),
+    };
+    write_audio(
+        &mut out,
+        local,
+        proto,
+        &codecs,
+        &dtmf,
+        local.direction,
+        &crypto,
+    );
     out
 }
 
@@ -523,11 +591,34 @@ impl Media {
         })
     }
 
-    fn is_plain_rtp_audio(&self) -> bool {
+    /// An enabled audio stream over RTP, plain or secure.
+    fn is_rtp_audio(&self) -> bool {
         self.media.eq_ignore_ascii_case("audio")
             && self.port != 0
-            && (self.proto.eq_ignore_ascii_case("RTP/AVP")
-                || self.proto.eq_ignore_ascii_case("RTP/AVPF"))
+            && ["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"]
+                .iter()
+                .any(|p| self.proto.eq_ignore_ascii_case(p))
+    }
+
+    /// `RTP/SAVP` or `RTP/SAVPF`: SRTP required by the profile.
+    fn is_secure(&self) -> bool {
+        self.proto.eq_ignore_ascii_case("RTP/SAVP") || self.proto.eq_ignore_ascii_case("RTP/SAVPF")
+    }
+
+    /// The first `a=crypto` line of this offer we can use, with our key for its suite under
+    /// its tag: (ours, theirs).
+    fn pick_crypto(&self, local: &LocalMedia) -> Option<Box<(CryptoAttribute, CryptoAttribute)>> {
+        self.attr_values("crypto").find_map(|value| {
+            let theirs = match CryptoAttribute::parse(value) {
+                Ok(attr) => attr,
+                Err(e) => {
+                    debug!(%e, "SDP offer: a=crypto line skipped");
+                    return None;
+                }
+            };
+            let ours = local.crypto.iter().find(|c| c.suite == theirs.suite)?;
+            Some(Box::new((ours.with_tag(theirs.tag), theirs)))
+        })
     }
 }
 
@@ -635,14 +726,23 @@ fn remote_of(desc: &Description, m: &Media) -> Result<Remote, SdpError> {
 
 /// Answers a remote offer.
 ///
-/// The first enabled `m=audio` stream over `RTP/AVP(F)` that has a codec in common is used;
+/// The first enabled `m=audio` stream over RTP that has a codec in common (and is acceptable
+/// for SRTP, below) is used;
 /// every other `m=` line is answered with port 0. The codec is the first of OUR preference
 /// that the offer contains, under the offer's payload type number (RFC 3264 §6.1); static
 /// payload types 0 and 8 are recognised without `a=rtpmap`, encoding names case-insensitively.
 /// Telephone-event is answered with the offer's payload type. Our direction is the reverse of
 /// the offered one intersected with `local.direction`.
 ///
+/// SRTP (RFC 4568 §7.1.2): with [`SrtpPolicy::Off`], `RTP/SAVP(F)` streams are answered
+/// with port 0 and `a=crypto` in `RTP/AVP` offers is ignored. Otherwise the first `a=crypto`
+/// line of the stream that parses, is supported and has a suite we hold a key for in
+/// `local.crypto` is answered with the same tag and suite and our key, in the offer's
+/// profile. An `RTP/SAVP(F)` stream without such a line, or a plain one under
+/// [`SrtpPolicy::Mandatory`], is not acceptable.
+///
 /// Errors: [`SdpError::NoCommonCodec`] (the caller answers 488), [`SdpError::NoAudio`],
+/// [`SdpError::NoAcceptableCrypto`], [`SdpError::SrtpRequired`] (488 as well),
 /// [`SdpError::AddressFamily`], [`SdpError::UnsupportedAddress`], [`SdpError::Malformed`].
 pub fn answer_offer(offer: &str, local: &LocalMedia) -> Result<(String, Negotiated), SdpError> {
     let desc = parse(offer)?;
@@ -651,27 +751,47 @@ pub fn answer_offer(offer: &str, local: &LocalMedia) -> Result<(String, Negotiat
         wanted = vec![CodecKind::Pcmu, CodecKind::Pcma];
     }
     let mut saw_audio = false;
-    let mut chosen: Option<(usize, u8, CodecKind)> = None;
+    let (mut crypto_refused, mut plain_refused) = (false, false);
+    let mut chosen: Option<(usize, u8, CodecKind, Option<_>)> = None;
     for (index, m) in desc.media.iter().enumerate() {
-        if !m.is_plain_rtp_audio() {
+        if !m.is_rtp_audio() || (m.is_secure() && local.srtp == SrtpPolicy::Off) {
             continue;
         }
         saw_audio = true;
         let formats = m.formats();
-        let pick = wanted.iter().find_map(|&kind| {
+        let Some((payload_type, codec)) = wanted.iter().find_map(|&kind| {
             formats
                 .iter()
                 .find(|f| format_kind(f) == Some(kind))
-                .map(|f| (index, f.pt, kind))
-        });
-        if pick.is_some() {
-            chosen = pick;
-            break;
+                .map(|f| (f.pt, kind))
+        }) else {
+            continue;
+        };
+        let srtp = match local.srtp {
+            SrtpPolicy::Off => None,
+            _ => m.pick_crypto(local),
+        };
+        if srtp.is_none() && m.is_secure() {
+            crypto_refused = true;
+            continue;
         }
+        if srtp.is_none() && local.srtp == SrtpPolicy::Mandatory {
+            plain_refused = true;
+            continue;
+        }
+        chosen = Some((index, payload_type, codec, srtp));
+        break;
     }
-    let Some((index, payload_type, codec)) = chosen else {
-        debug!(saw_audio, "SDP offer: nothing to answer");
-        return Err(if saw_audio {
+    let Some((index, payload_type, codec, srtp)) = chosen else {
+        debug!(
+            saw_audio,
+            crypto_refused, plain_refused, "SDP offer: nothing to answer"
+        );
+        return Err(if crypto_refused {
+            SdpError::NoAcceptableCrypto
+        } else if plain_refused {
+            SdpError::SrtpRequired
+        } else if saw_audio {
             SdpError::NoCommonCodec
         } else {
             SdpError::NoAudio
@@ -701,6 +821,7 @@ pub fn answer_offer(offer: &str, local: &LocalMedia) -> Result<(String, Negotiat
                 &[(payload_type, codec)],
                 dtmf.as_slice(),
                 our_direction,
+                &srtp.iter().map(|keys| &keys.0).collect::<Vec<_>>(),
             );
         } else {
             let format = m.formats.first().map(String::as_str).unwrap_or("0");
@@ -718,9 +839,42 @@ pub fn answer_offer(offer: &str, local: &LocalMedia) -> Result<(String, Negotiat
         direction: our_direction,
         ptime_ms: remote.ptime_ms,
         remote_hold: remote.hold,
+        srtp,
     };
     debug!(?negotiated, "SDP offer answered");
     Ok((out, negotiated))
+}
+
+/// The SRTP keys of an answer to our offer: its `a=crypto` line must carry the tag and suite
+/// of one we offered (RFC 4568 §7.1.3 / §7.5).
+fn answered_crypto(
+    media: &Media,
+    offered: &LocalMedia,
+) -> Result<Option<Box<(CryptoAttribute, CryptoAttribute)>>, SdpError> {
+    let ours: &[CryptoAttribute] = match offered.srtp {
+        SrtpPolicy::Off => &[],
+        _ => &offered.crypto,
+    };
+    let mut lines = media.attr_values("crypto").peekable();
+    if lines.peek().is_none() {
+        return if media.is_secure() {
+            Err(SdpError::NoAcceptableCrypto)
+        } else if offered.srtp == SrtpPolicy::Mandatory {
+            Err(SdpError::SrtpRequired)
+        } else {
+            Ok(None)
+        };
+    }
+    lines
+        .find_map(|value| {
+            let theirs = CryptoAttribute::parse(value).ok()?;
+            let ours = ours
+                .iter()
+                .find(|c| c.tag == theirs.tag && c.suite == theirs.suite)?;
+            Some(Box::new((ours.clone(), theirs)))
+        })
+        .map(Some)
+        .ok_or(SdpError::NoAcceptableCrypto)
 }
 
 /// Reads the answer to the offer we made from `offered`.
@@ -729,6 +883,10 @@ pub fn answer_offer(offer: &str, local: &LocalMedia) -> Result<(String, Negotiat
 /// The codec is the first format of the answer that we offered, under the answer's payload
 /// type; telephone-event is used if we offered it and the answer has it. Our direction is the
 /// reverse of the answered one intersected with what we offered.
+///
+/// SRTP: an `a=crypto` line in the answer must have the tag and suite of one we offered
+/// ([`SdpError::NoAcceptableCrypto`] otherwise, also for `RTP/SAVP` without one); a plain
+/// answer to a [`SrtpPolicy::Mandatory`] offer is [`SdpError::SrtpRequired`].
 pub fn apply_answer(answer: &str, offered: &LocalMedia) -> Result<Negotiated, SdpError> {
     let desc = parse(answer)?;
     let media = desc
@@ -739,9 +897,10 @@ pub fn apply_answer(answer: &str, offered: &LocalMedia) -> Result<Negotiated, Sd
     if media.port == 0 {
         return Err(SdpError::Rejected);
     }
-    if !media.is_plain_rtp_audio() {
+    if !media.is_rtp_audio() {
         return Err(SdpError::NoAudio);
     }
+    let srtp = answered_crypto(media, offered)?;
     let mut ours = offered.codecs.clone();
     if ours.is_empty() {
         ours = vec![CodecKind::Pcmu, CodecKind::Pcma];
@@ -771,6 +930,7 @@ pub fn apply_answer(answer: &str, offered: &LocalMedia) -> Result<Negotiated, Sd
         direction: remote.direction.reverse().intersect(offered.direction),
         ptime_ms: remote.ptime_ms,
         remote_hold: remote.hold,
+        srtp,
     };
     debug!(?negotiated, "SDP answer applied");
     Ok(negotiated)
@@ -779,6 +939,7 @@ pub fn apply_answer(answer: &str, offered: &LocalMedia) -> Result<Negotiated, Sd
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::srtp::{CryptoSuite, SrtpSession};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const BARESIP: &str = "v=0\r\n\
@@ -841,7 +1002,68 @@ a=record:off\r\n";
             direction: Direction::SendRecv,
             session_id: 42,
             session_version: 7,
+            srtp: SrtpPolicy::Off,
+            crypto: Vec::new(),
         }
+    }
+
+    /// baresip 1.0 with `;mediaenc=srtp`: best-effort SRTP, `RTP/AVP` with one a=crypto line.
+    const BARESIP_SRTP: &str = "v=0\r\n\
+o=- 1649108798 1466416777 IN IP4 127.0.0.1\r\n\
+s=-\r\n\
+c=IN IP4 127.0.0.1\r\n\
+t=0 0\r\n\
+a=tool:baresip 1.0.0\r\n\
+m=audio 16152 RTP/AVP 0 101\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-15\r\n\
+a=sendrecv\r\n\
+a=label:1\r\n\
+a=rtcp-rsize\r\n\
+a=ssrc:1920129174 cname:sip:a@127.0.0.1:25060\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:zphGkHZRa0iz+zLy9mz7TSTWYZPAgefFUMjudOjP\r\n\
+a=minptime:20\r\n\
+a=ptime:20\r\n";
+
+    /// baresip 1.0's answer with `;mediaenc=srtp-mand` (`RTP/SAVP`, a=crypto last).
+    const BARESIP_SRTP_MAND_ANSWER: &str = "v=0\r\n\
+o=- 3426512224 1810768208 IN IP4 127.0.0.1\r\n\
+s=-\r\n\
+c=IN IP4 127.0.0.1\r\n\
+t=0 0\r\n\
+a=tool:baresip 1.0.0\r\n\
+m=audio 16170 RTP/SAVP 0 101\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-15\r\n\
+a=sendrecv\r\n\
+a=label:1\r\n\
+a=ssrc:3479087016 cname:sip:b@127.0.0.1:25070\r\n\
+a=minptime:20\r\n\
+a=ptime:20\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:HaFguv9qrprrj/ODeguMAwvbFOIX6v+I1lQIoBUv\r\n";
+
+    fn key(tag: u32, suite: CryptoSuite, fill: u8) -> CryptoAttribute {
+        CryptoAttribute::new(tag, suite, [fill; 30])
+    }
+
+    /// `local` with SRTP: keys for both suites (tag 1: _80, tag 2: _32).
+    fn secure(codecs: Vec<CodecKind>, srtp: SrtpPolicy, fill: u8) -> LocalMedia {
+        let mut l = local(codecs);
+        l.srtp = srtp;
+        l.crypto = vec![
+            key(1, CryptoSuite::AesCm128HmacSha1_80, fill),
+            key(2, CryptoSuite::AesCm128HmacSha1_32, fill.wrapping_add(1)),
+        ];
+        l
+    }
+
+    fn crypto_lines(sdp: &str) -> Vec<&str> {
+        lines(sdp)
+            .into_iter()
+            .filter(|l| l.starts_with("a=crypto:"))
+            .collect()
     }
 
     fn strict_parse(sdp: &str) -> rtc_sdp::SessionDescription {
@@ -1280,6 +1502,230 @@ m=audio 5012 RTP/AVP 0\r\n";
     }
 
     #[test]
+    fn srtp_offers_carry_our_keys_in_the_policy_profile() {
+        let mut l = secure(vec![CodecKind::Pcmu], SrtpPolicy::Optional, 7);
+        let offer = create_offer(&l);
+        assert!(offer.contains("m=audio 4000 RTP/AVP 0 101\r\n"), "{offer}");
+        assert_eq!(
+            crypto_lines(&offer),
+            vec![
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH",
+                "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:CAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI",
+            ]
+        );
+        strict_parse(&offer);
+        l.srtp = SrtpPolicy::Mandatory;
+        let offer = create_offer(&l);
+        assert!(offer.contains("m=audio 4000 RTP/SAVP 0 101\r\n"), "{offer}");
+        assert_eq!(crypto_lines(&offer).len(), 2);
+        strict_parse(&offer);
+        l.srtp = SrtpPolicy::Off;
+        let offer = create_offer(&l);
+        assert!(offer.contains("RTP/AVP"));
+        assert!(crypto_lines(&offer).is_empty(), "{offer}");
+    }
+
+    #[test]
+    fn answers_baresip_best_effort_srtp() {
+        for policy in [SrtpPolicy::Optional, SrtpPolicy::Mandatory] {
+            let l = secure(vec![CodecKind::Pcmu], policy, 7);
+            let (answer, n) = answer_offer(BARESIP_SRTP, &l).unwrap();
+            assert!(
+                answer.contains("m=audio 4000 RTP/AVP 0 101\r\n"),
+                "{answer}"
+            );
+            assert_eq!(
+                crypto_lines(&answer),
+                vec![
+                    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH"
+                ]
+            );
+            let (ours, theirs) = *n.srtp.clone().expect("SRTP negotiated");
+            assert_eq!(ours, key(1, CryptoSuite::AesCm128HmacSha1_80, 7));
+            assert_eq!(
+                theirs.to_string(),
+                "1 AES_CM_128_HMAC_SHA1_80 inline:zphGkHZRa0iz+zLy9mz7TSTWYZPAgefFUMjudOjP"
+            );
+            assert_eq!(n.remote_rtp, "127.0.0.1:16152".parse().unwrap());
+            SrtpSession::new(&ours, &theirs).unwrap();
+            strict_parse(&answer);
+            // The keys never show in the logs' Debug output.
+            assert!(!format!("{n:?}").contains("zphGkHZRa0iz"));
+        }
+        // Without SRTP we answer in plain RTP and baresip falls back to it.
+        let (answer, n) = answer_offer(BARESIP_SRTP, &local(vec![CodecKind::Pcmu])).unwrap();
+        assert!(
+            answer.contains("m=audio 4000 RTP/AVP 0 101\r\n"),
+            "{answer}"
+        );
+        assert!(crypto_lines(&answer).is_empty());
+        assert_eq!(n.srtp, None);
+        // Plain offers: plain answer when optional, refused when mandatory.
+        let (_, n) = answer_offer(
+            BARESIP,
+            &secure(vec![CodecKind::Pcmu], SrtpPolicy::Optional, 7),
+        )
+        .unwrap();
+        assert_eq!(n.srtp, None);
+        assert_eq!(
+            answer_offer(
+                BARESIP,
+                &secure(vec![CodecKind::Pcmu], SrtpPolicy::Mandatory, 7)
+            )
+            .unwrap_err(),
+            SdpError::SrtpRequired
+        );
+    }
+
+    #[test]
+    fn answers_savp_offers_only_with_acceptable_crypto() {
+        let savp = BARESIP_SRTP.replace("RTP/AVP", "RTP/SAVP");
+        let l = secure(vec![CodecKind::Pcmu], SrtpPolicy::Optional, 7);
+        let (answer, n) = answer_offer(&savp, &l).unwrap();
+        assert!(
+            answer.contains("m=audio 4000 RTP/SAVP 0 101\r\n"),
+            "{answer}"
+        );
+        assert_eq!(n.srtp.unwrap().0.tag, 1);
+        strict_parse(&answer);
+        // SRTP off: the secure stream is refused.
+        assert_eq!(
+            answer_offer(&savp, &local(vec![CodecKind::Pcmu])).unwrap_err(),
+            SdpError::NoAudio
+        );
+        // Nothing but suites or parameters we cannot honour.
+        let crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:zphGkHZRa0iz+zLy9mz7TSTWYZPAgefFUMjudOjP\r\n";
+        for unusable in [
+            "a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:zphGkHZRa0iz+zLy9mz7TSTWYZPAgefFUMjudOjPzphGkHZRa0iz+zLy9mz7TQ==\r\n",
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:zphGkHZRa0iz+zLy9mz7TSTWYZPAgefFUMjudOjP UNENCRYPTED_SRTP\r\n",
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:short\r\n",
+            "",
+        ] {
+            let offer = savp.replace(crypto, unusable);
+            assert_eq!(
+                answer_offer(&offer, &l).unwrap_err(),
+                SdpError::NoAcceptableCrypto,
+                "{unusable}"
+            );
+            // In a best-effort (RTP/AVP) offer the same lines just mean plain RTP.
+            let offer = BARESIP_SRTP.replace(crypto, unusable);
+            assert_eq!(answer_offer(&offer, &l).unwrap().1.srtp, None);
+        }
+        // The first acceptable line wins; its tag and suite are answered with our key.
+        let offer = savp.replace(
+            crypto,
+            "a=crypto:1 AEAD_AES_256_GCM inline:zphGkHZRa0iz+zLy9mz7TSTWYZPAgefFUMjudOjPzphGkHZRa0iz+w==\r\n\
+             a=crypto:5 AES_CM_128_HMAC_SHA1_32 inline:zphGkHZRa0iz+zLy9mz7TSTWYZPAgefFUMjudOjP|2^31\r\n\
+             a=crypto:6 AES_CM_128_HMAC_SHA1_80 inline:zphGkHZRa0iz+zLy9mz7TSTWYZPAgefFUMjudOjP\r\n",
+        );
+        let (answer, n) = answer_offer(&offer, &l).unwrap();
+        assert_eq!(
+            crypto_lines(&answer),
+            vec![
+                "a=crypto:5 AES_CM_128_HMAC_SHA1_32 inline:CAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI"
+            ]
+        );
+        let (ours, theirs) = *n.srtp.unwrap();
+        assert_eq!(
+            (ours.tag, ours.suite),
+            (5, CryptoSuite::AesCm128HmacSha1_32)
+        );
+        assert_eq!(
+            theirs.to_string(),
+            "5 AES_CM_128_HMAC_SHA1_32 inline:zphGkHZRa0iz+zLy9mz7TSTWYZPAgefFUMjudOjP|2^31"
+        );
+        // No key of ours for the offered suite.
+        let mut only_80 = l.clone();
+        only_80.crypto.truncate(1);
+        let offer_32 = savp.replace("SHA1_80", "SHA1_32");
+        assert_eq!(
+            answer_offer(&offer_32, &only_80).unwrap_err(),
+            SdpError::NoAcceptableCrypto
+        );
+        // A plain stream next to a refused secure one is taken (the secure one gets port 0).
+        let two = format!("{}m=audio 5000 RTP/AVP 0\r\n", offer_32);
+        let (answer, n) = answer_offer(&two, &only_80).unwrap();
+        assert_eq!(n.srtp, None);
+        assert_eq!(n.remote_rtp, "127.0.0.1:5000".parse().unwrap());
+        assert!(answer.contains("m=audio 0 RTP/SAVP 0\r\n"), "{answer}");
+    }
+
+    #[test]
+    fn srtp_offer_answer_round_trip_secures_both_directions() {
+        for policy in [SrtpPolicy::Optional, SrtpPolicy::Mandatory] {
+            let alice = secure(vec![CodecKind::Opus, CodecKind::Pcmu], policy, 1);
+            let bob = secure(vec![CodecKind::Pcmu], policy, 50);
+            let offer = create_offer(&alice);
+            let (answer, at_bob) = answer_offer(&offer, &bob).unwrap();
+            let at_alice = apply_answer(&answer, &alice).unwrap();
+            let (a_ours, a_theirs) = *at_alice.srtp.clone().unwrap();
+            let (b_ours, b_theirs) = *at_bob.srtp.clone().unwrap();
+            assert_eq!(
+                (a_ours.tag, a_ours.suite),
+                (1, CryptoSuite::AesCm128HmacSha1_80)
+            );
+            assert_eq!(a_ours, b_theirs);
+            assert_eq!(b_ours, a_theirs);
+            let mut a = SrtpSession::new(&a_ours, &a_theirs).unwrap();
+            let mut b = SrtpSession::new(&b_ours, &b_theirs).unwrap();
+            let packet = [0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9, 0xff, 0xfe];
+            assert_eq!(
+                b.unprotect_rtp(&a.protect_rtp(&packet).unwrap()).unwrap(),
+                packet
+            );
+            assert_eq!(
+                a.unprotect_rtp(&b.protect_rtp(&packet).unwrap()).unwrap(),
+                packet
+            );
+        }
+        // Best effort towards a peer without SRTP: a plain answer is plain RTP.
+        let alice = secure(vec![CodecKind::Pcmu], SrtpPolicy::Optional, 1);
+        let (answer, _) =
+            answer_offer(&create_offer(&alice), &local(vec![CodecKind::Pcmu])).unwrap();
+        assert_eq!(apply_answer(&answer, &alice).unwrap().srtp, None);
+    }
+
+    #[test]
+    fn apply_answer_checks_the_crypto_tag_and_suite() {
+        let mut ours = secure(vec![CodecKind::Pcmu], SrtpPolicy::Mandatory, 1);
+        ours.crypto[0] = CryptoAttribute::new(1, CryptoSuite::AesCm128HmacSha1_80, [9; 30]);
+        // baresip's srtp-mand answer to our offer (its tag 1 is our AES_CM_128_HMAC_SHA1_80).
+        let n = apply_answer(BARESIP_SRTP_MAND_ANSWER, &ours).unwrap();
+        let (mine, theirs) = *n.srtp.unwrap();
+        assert_eq!(mine, ours.crypto[0]);
+        assert_eq!(theirs.tag, 1);
+        assert_eq!(n.remote_rtp, "127.0.0.1:16170".parse().unwrap());
+
+        for (answer, want) in [
+            // A tag we never offered.
+            (BARESIP_SRTP_MAND_ANSWER.replace("crypto:1", "crypto:3"), SdpError::NoAcceptableCrypto),
+            // Our tag 1 was _80, not _32.
+            (BARESIP_SRTP_MAND_ANSWER.replace("SHA1_80", "SHA1_32"), SdpError::NoAcceptableCrypto),
+            (BARESIP_SRTP_MAND_ANSWER.replace("inline:", "inline:x"), SdpError::NoAcceptableCrypto),
+            // RTP/SAVP without a key.
+            (
+                BARESIP_SRTP_MAND_ANSWER
+                    .replace("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:HaFguv9qrprrj/ODeguMAwvbFOIX6v+I1lQIoBUv\r\n", ""),
+                SdpError::NoAcceptableCrypto,
+            ),
+            // Plain RTP to our mandatory offer.
+            (BARESIP.to_owned(), SdpError::SrtpRequired),
+        ] {
+            assert_eq!(apply_answer(&answer, &ours).unwrap_err(), want, "{answer}");
+        }
+        // Plain RTP to our best-effort offer is fine.
+        ours.srtp = SrtpPolicy::Optional;
+        assert_eq!(apply_answer(BARESIP, &ours).unwrap().srtp, None);
+        // Keys in an answer to an offer without any are an error, not silently ignored.
+        ours.srtp = SrtpPolicy::Off;
+        let avp_with_key = BARESIP_SRTP_MAND_ANSWER.replace("RTP/SAVP", "RTP/AVP");
+        assert_eq!(
+            apply_answer(&avp_with_key, &ours).unwrap_err(),
+            SdpError::NoAcceptableCrypto
+        );
+    }
+
+    #[test]
     fn direction_algebra() {
         use Direction::*;
         for d in [SendRecv, SendOnly, RecvOnly, Inactive] {
@@ -1308,9 +1754,21 @@ m=audio 5012 RTP/AVP 0\r\n";
     #[test]
     fn random_and_mutated_sdp_never_panics() {
         let mut rng = XorShift(0x5eed_05d9_u64);
-        let l = local(vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma]);
-        let samples = [BARESIP, LINPHONE, PCMU_ONLY, PROXIED];
-        let tokens: [&[u8]; 12] = [
+        let plain = local(vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma]);
+        let best_effort = secure(
+            vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma],
+            SrtpPolicy::Optional,
+            3,
+        );
+        let samples = [
+            BARESIP,
+            LINPHONE,
+            PCMU_ONLY,
+            PROXIED,
+            BARESIP_SRTP,
+            BARESIP_SRTP_MAND_ANSWER,
+        ];
+        let tokens: [&[u8]; 15] = [
             b"\r\n",
             b"=",
             b":",
@@ -1323,6 +1781,9 @@ m=audio 5012 RTP/AVP 0\r\n";
             b"c=IN IP6 ",
             b"\xff",
             b"a=rtcp:",
+            b"a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:",
+            b"|2^31|1:4",
+            b"RTP/SAVP",
         ];
         let mut ok = 0;
         for i in 0..20_000 {
@@ -1355,12 +1816,18 @@ m=audio 5012 RTP/AVP 0\r\n";
                 }
             }
             let text = String::from_utf8_lossy(&bytes);
-            if let Ok((answer, _)) = answer_offer(&text, &l) {
+            let l = if i % 2 == 0 { &plain } else { &best_effort };
+            if let Ok((answer, n)) = answer_offer(&text, l) {
                 ok += 1;
-                // Whatever we answer is again something we can read.
-                let _ = apply_answer(&answer, &l);
+                // Whatever we answer is again something we can read, with the same keys.
+                if let Ok(again) = apply_answer(&answer, l)
+                    && let Some((ours, _)) = n.srtp.as_deref()
+                {
+                    assert!(l.crypto.iter().any(|c| c.key_salt() == ours.key_salt()));
+                    assert!(again.srtp.is_some() || !answer.contains("a=crypto"));
+                }
             }
-            let _ = apply_answer(&text, &l);
+            let _ = apply_answer(&text, l);
         }
         assert!(ok > 1000, "mutations should often stay answerable ({ok})");
     }

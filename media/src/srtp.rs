@@ -491,6 +491,7 @@ impl Eq for CryptoAttribute {}
 pub struct SrtpSession {
     suite: CryptoSuite,
     provider: Arc<dyn RTCCryptoProvider>,
+    outbound_key: Zeroizing<[u8; KEY_SALT_LEN]>,
     remote_key: Zeroizing<[u8; KEY_SALT_LEN]>,
     replay_window: usize,
     outbound: Context,
@@ -559,6 +560,7 @@ impl SrtpSession {
             inbound,
             probe,
             probe_uses: 0,
+            outbound_key: local.key_salt.clone(),
             remote_key: remote.key_salt.clone(),
             provider,
             rtp_sources: HashSet::new(),
@@ -572,6 +574,56 @@ impl SrtpSession {
             received_rtp: 0,
             received_rtcp: 0,
         })
+    }
+
+    /// Takes the keys of a new offer/answer (a re-INVITE) without losing the state of a
+    /// direction whose key stayed the same: its rollover counter and replay window carry on,
+    /// as the peer's do. A direction with a new key starts afresh.
+    ///
+    /// Errors as [`Self::new`]; on error the session is unchanged.
+    pub fn rekey(
+        &mut self,
+        local: &CryptoAttribute,
+        remote: &CryptoAttribute,
+    ) -> Result<(), SrtpError> {
+        if local.suite != remote.suite {
+            return Err(SrtpError::SuiteMismatch);
+        }
+        if local.suite != self.suite {
+            *self = Self::new(local, remote)?;
+            return Ok(());
+        }
+        let fresh = Self::new(local, remote)?;
+        let local_mki = local.mki.map(Mki::to_bytes);
+        let remote_mki = remote.mki.map(Mki::to_bytes);
+        let limit = |a: &CryptoAttribute| a.lifetime.map_or(u64::MAX, KeyLifetime::packets);
+        if !constant_time_eq(&self.outbound_key[..], &local.key_salt[..])
+            || self.local_mki != local_mki
+        {
+            self.outbound = fresh.outbound;
+            self.outbound_key = fresh.outbound_key;
+            self.local_mki = local_mki;
+            self.sent_rtp = 0;
+            self.sent_rtcp = 0;
+        }
+        self.local_limit = limit(local);
+        if !constant_time_eq(&self.remote_key[..], &remote.key_salt[..])
+            || self.remote_mki != remote_mki
+            || self.replay_window != fresh.replay_window
+        {
+            self.inbound = fresh.inbound;
+            self.probe = fresh.probe;
+            self.probe_uses = 0;
+            self.remote_key = fresh.remote_key;
+            self.remote_mki = remote_mki;
+            self.replay_window = fresh.replay_window;
+            self.rtp_sources.clear();
+            self.rtcp_sources.clear();
+            self.received_rtp = 0;
+            self.received_rtcp = 0;
+        }
+        self.remote_limit = limit(remote);
+        Ok(())
     }
 
     /// The negotiated suite.
@@ -1209,6 +1261,31 @@ mod tests {
 
         let r = a.protect_rtcp(&rtcp_rr(77)).unwrap();
         assert_eq!(b.unprotect_rtcp(&r).unwrap(), rtcp_rr(77));
+    }
+
+    #[test]
+    fn rekeying_keeps_the_state_of_unchanged_directions() {
+        let a = attr(1, CryptoSuite::AesCm128HmacSha1_80, 1);
+        let b = attr(1, CryptoSuite::AesCm128HmacSha1_80, 2);
+        let (mut alice, mut bob) = pair(&a, &b);
+        let old = alice.protect_rtp(&rtp(1, 5, 20)).unwrap();
+        bob.unprotect_rtp(&old).unwrap();
+        // A re-INVITE with the same keys (hold): the replay window survives.
+        bob.rekey(&b.with_tag(2), &a.with_tag(2)).unwrap();
+        assert_eq!(bob.unprotect_rtp(&old).unwrap_err(), SrtpError::Replay);
+        // Alice re-keys her direction; Bob's direction and its state are untouched.
+        let a2 = attr(1, CryptoSuite::AesCm128HmacSha1_80, 3);
+        alice.rekey(&a2, &b).unwrap();
+        bob.rekey(&b, &a2).unwrap();
+        let p = alice.protect_rtp(&rtp(2, 5, 20)).unwrap();
+        assert_eq!(bob.unprotect_rtp(&p).unwrap(), rtp(2, 5, 20));
+        let q = bob.protect_rtp(&rtp(9, 6, 20)).unwrap();
+        assert_eq!(alice.unprotect_rtp(&q).unwrap(), rtp(9, 6, 20));
+        // A different suite is a new session; mixed suites are refused.
+        let c = attr(1, CryptoSuite::AesCm128HmacSha1_32, 4);
+        assert_eq!(bob.rekey(&b, &c).unwrap_err(), SrtpError::SuiteMismatch);
+        bob.rekey(&c, &c).unwrap();
+        assert_eq!(bob.suite(), CryptoSuite::AesCm128HmacSha1_32);
     }
 
     #[test]
