@@ -78,6 +78,7 @@ fn baresip(e: &Env, user: &str, codec: &str, auto: bool, ports: (u16, u16)) -> B
         rtp_ports: ports,
         opus_fec: true,
         contact: None,
+        mediaenc: None,
     })
     .unwrap();
     b.wait_registered().unwrap();

@@ -63,6 +63,9 @@ pub struct PhoneArgs {
     /// Registration expiry in seconds for --account
     #[arg(long)]
     expires: Option<u32>,
+    /// SDES-SRTP: off, optional or mandatory (keys travel in the SDP: use TLS signalling)
+    #[arg(long, value_parser = ["off", "optional", "mandatory"])]
+    srtp: Option<String>,
 }
 
 /// Run the phone until `quit`, a signal, or the end of the --call call (--quit-after-call).
@@ -200,6 +203,13 @@ fn build_config(
         config.rtp_ports = parse_range(r)?;
     }
     config.auto_answer |= args.auto_answer;
+    if let Some(s) = &args.srtp {
+        config.srtp = match s.as_str() {
+            "optional" => krypton_core::SrtpSetting::Optional,
+            "mandatory" => krypton_core::SrtpSetting::Mandatory,
+            _ => krypton_core::SrtpSetting::Off,
+        };
+    }
     if args.play.is_some() {
         config.play = args.play.clone();
     }

@@ -18,7 +18,9 @@ const T: Duration = Duration::from_secs(15);
 static SCORED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn scored_call() -> std::sync::MutexGuard<'static, ()> {
-    SCORED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    SCORED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 /// Long enough for the whole speech (11.7 s) plus set-up.
 const CALL_SECONDS: f64 = 13.0;
@@ -90,6 +92,7 @@ fn baresip(s: &Setup, codec: &str, auto_answer: bool) -> Baresip {
         // 3.49 baresip→baresip here, the same as baresip→krypton).
         opus_fec: false,
         contact: Some(format!("sip:alice@{}", s.kamailio.domain())),
+        mediaenc: None,
     })
     .expect("baresip");
     b.wait_registered().expect("baresip registers");
@@ -309,6 +312,7 @@ fn baresip_to_baresip(codec: &str) -> f64 {
         rtp_ports: (16000, 16099),
         opus_fec: false,
         contact: None,
+        mediaenc: None,
     })
     .expect("baresip");
     alice.wait_registered().unwrap();
@@ -330,4 +334,75 @@ fn baresip_to_baresip(codec: &str) -> f64 {
 fn baresip_reference() {
     baresip_to_baresip("opus");
     baresip_to_baresip("pcmu");
+}
+
+/// SDES-SRTP with baresip (its own SRTP, libre's, not libsrtp): RTP/SAVP both ways, audio
+/// decrypts on both sides (PESQ as for plain PCMU); a plain offer to an SRTP-only baresip is
+/// refused instead of falling back to clear audio.
+#[test]
+fn srtp_call_with_baresip() {
+    let _one_at_a_time = scored_call();
+    let s = setup();
+    let mut b = Baresip::start(BaresipConfig {
+        user: "bob".into(),
+        password: "bob-pw".into(),
+        domain: s.kamailio.domain().into(),
+        proxy_port: s.kamailio.sip_port,
+        codec: "pcmu".into(),
+        source: s.bare8k.clone(),
+        rate: 8000,
+        channels: 1,
+        auto_answer: true,
+        rtp_ports: (16100, 16199),
+        opus_fec: false,
+        contact: None,
+        mediaenc: Some("srtp-mand".into()),
+    })
+    .expect("baresip");
+    b.wait_registered().unwrap();
+
+    // Without SRTP: refused, not downgraded.
+    let plain = s.dir.path().join("plain.wav");
+    let mut p = phone(&s, "plain", "pcmu", &plain, &[]);
+    p.send(json!({"cmd": "call", "to": "bob"})).unwrap();
+    let ended = p.wait_any("ended", T).unwrap();
+    assert_eq!(ended["reason"], "failed", "{ended}");
+    assert!(
+        !p.unclaimed().iter().any(|e| e["event"] == "established"),
+        "a plain call to an SRTP-only peer was established"
+    );
+    p.quit(T);
+
+    let record = s.dir.path().join("krypton-heard.wav");
+    let mut p = phone(
+        &s,
+        "alice",
+        "pcmu",
+        &record,
+        &[
+            "--srtp",
+            "mandatory",
+            "--hangup-after",
+            &CALL_SECONDS.to_string(),
+        ],
+    );
+    p.send(json!({"cmd": "call", "to": "bob"})).unwrap();
+    p.wait_any("established", T).unwrap();
+    b.wait_for(&["CALL_MENC"], T)
+        .expect("baresip reports media encryption");
+    let ended = p.wait_any("ended", Duration::from_secs(30)).unwrap();
+    eprintln!("{ended}");
+    assert!(
+        ended["stats"]["packets_received"].as_u64().unwrap() > 500,
+        "{ended}"
+    );
+    b.wait_for(&["CALL_CLOSED"], T).unwrap();
+    let (r, mode) = reference(&s, "pcmu");
+    let to_baresip = pesq(r, &b.received_audio().unwrap(), mode).unwrap();
+    let to_krypton = pesq(r, &record, mode).unwrap();
+    eprintln!("srtp pcmu krypton→baresip {}", to_baresip.details);
+    eprintln!("srtp pcmu baresip→krypton {}", to_krypton.details);
+    assert!(to_baresip.mos >= 3.7, "{}", to_baresip.details);
+    assert!(to_krypton.mos >= 3.7, "{}", to_krypton.details);
+    p.quit(T);
 }

@@ -125,6 +125,7 @@ fn baresip(s: &Setup, codec: &str, fec: bool) -> Baresip {
         rtp_ports: (16400, 16499),
         opus_fec: fec,
         contact: Some(uri(s, "alice")),
+        mediaenc: None,
     })
     .expect("baresip");
     b.wait_registered().expect("baresip registers");

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use krypton_media::codec::CodecKind;
+use krypton_media::sdp::SrtpPolicy;
 use krypton_sip::digest::Credentials;
 use krypton_sip::{Account, Aor, ProxyAddr, RegistrationPolicy};
 use serde::Deserialize;
@@ -134,6 +135,35 @@ pub struct PhoneConfig {
     /// Seconds to wait for an answer before trying the next route (default 60).
     #[serde(default)]
     pub no_answer_timeout: Option<u64>,
+    /// SDES-SRTP (RFC 4568): `off` (default), `optional` (offer RTP/AVP with keys, accept
+    /// either), `mandatory` (RTP/SAVP only). SDES keys travel in the SDP: use it with TLS
+    /// signalling, or anyone who sees the SIP can decrypt the audio.
+    #[serde(default)]
+    pub srtp: SrtpSetting,
+}
+
+/// The SRTP setting as written in the config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SrtpSetting {
+    /// Plain RTP.
+    #[default]
+    Off,
+    /// Offer keys on RTP/AVP; accept plain or SRTP answers.
+    Optional,
+    /// RTP/SAVP only; refuse plain calls.
+    Mandatory,
+}
+
+impl SrtpSetting {
+    /// The media layer's policy.
+    pub fn policy(self) -> SrtpPolicy {
+        match self {
+            SrtpSetting::Off => SrtpPolicy::Off,
+            SrtpSetting::Optional => SrtpPolicy::Optional,
+            SrtpSetting::Mandatory => SrtpPolicy::Mandatory,
+        }
+    }
 }
 
 fn default_codecs() -> Vec<String> {
@@ -163,6 +193,7 @@ impl Default for PhoneConfig {
             hangup_after: None,
             data_dir: None,
             no_answer_timeout: None,
+            srtp: SrtpSetting::Off,
         }
     }
 }

@@ -506,7 +506,24 @@ impl Actor {
             direction: Direction::SendRecv,
             session_id: u64::from(rand_u32()),
             session_version: 1,
+            srtp: self.config.srtp.policy(),
+            crypto: self.crypto_keys(),
         }
+    }
+
+    /// Fresh SDES keys for one call (both suites baresip and linphone offer), when SRTP is on.
+    fn crypto_keys(&self) -> Vec<krypton_media::srtp::CryptoAttribute> {
+        use krypton_media::srtp::{CryptoAttribute, CryptoSuite};
+        if self.config.srtp == crate::config::SrtpSetting::Off {
+            return Vec::new();
+        }
+        [
+            (1, CryptoSuite::AesCm128HmacSha1_80),
+            (2, CryptoSuite::AesCm128HmacSha1_32),
+        ]
+        .into_iter()
+        .filter_map(|(tag, suite)| CryptoAttribute::generate(tag, suite).ok())
+        .collect()
     }
 
     async fn bind_sockets(&self) -> Result<RtpSockets, String> {

@@ -10,7 +10,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use krypton_media::codec::CodecKind;
-use krypton_media::sdp::{self, Direction, LocalMedia, Negotiated};
+use krypton_media::sdp::{self, Direction, LocalMedia, Negotiated, SrtpPolicy};
+use krypton_media::srtp::{CryptoAttribute, CryptoSuite};
 use libfuzzer_sys::fuzz_target;
 
 fn local(v6: bool) -> LocalMedia {
@@ -24,6 +25,8 @@ fn local(v6: bool) -> LocalMedia {
             direction: Direction::SendOnly,
             session_id: 1,
             session_version: 1,
+            srtp: SrtpPolicy::Off,
+            crypto: Vec::new(),
         }
     } else {
         LocalMedia {
@@ -35,6 +38,11 @@ fn local(v6: bool) -> LocalMedia {
             direction: Direction::SendRecv,
             session_id: 42,
             session_version: 7,
+            // Offers with a=crypto exercise the SDES parser and crypto negotiation.
+            srtp: SrtpPolicy::Optional,
+            crypto: CryptoAttribute::generate(1, CryptoSuite::AesCm128HmacSha1_80)
+                .into_iter()
+                .collect(),
         }
     }
 }

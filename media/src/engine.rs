@@ -23,6 +23,7 @@ use crate::dtmf::{DtmfReceiver, DtmfSender};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::rtp::{CallStats, MosParams, RtpConfig, RtpSession};
 use crate::sdp::{Direction, Negotiated};
+use crate::srtp::SrtpSession;
 
 /// How long without any RTP from the peer (while it should send) before the call is reported
 /// as a media failure.
@@ -45,6 +46,9 @@ pub enum EngineError {
     /// Codec set-up failed.
     #[error("cannot set up the {0} codec: {1}")]
     Codec(CodecKind, String),
+    /// The negotiated SRTP keys are unusable (the call must not fall back to plain RTP).
+    #[error("cannot set up SRTP: {0}")]
+    Srtp(String),
     /// The stream task has stopped.
     #[error("the media stream has stopped")]
     Stopped,
@@ -160,6 +164,8 @@ pub struct StreamStats {
     pub frames_concealed: u64,
     /// Frames dropped because a payload would not decode.
     pub decode_errors: u64,
+    /// SRTP/SRTCP packets that failed authentication or replay checks (dropped).
+    pub srtp_rejected: u64,
 }
 
 enum Cmd {
@@ -197,6 +203,12 @@ impl MediaStream {
         rtp_config.dtmf_payload_type = n.dtmf_payload_type;
         rtp_config.mos = MosParams::for_codec(n.codec);
         let session = RtpSession::new(now, rtp_config);
+        let srtp = match n.srtp.as_deref() {
+            Some((ours, theirs)) => {
+                Some(SrtpSession::new(ours, theirs).map_err(|e| EngineError::Srtp(e.to_string()))?)
+            }
+            None => None,
+        };
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (stats_tx, stats_rx) = watch::channel(StreamStats::default());
@@ -207,6 +219,7 @@ impl MediaStream {
             negotiated: config.negotiated,
             sockets,
             session,
+            srtp,
             encoder,
             decoder,
             source: config.source,
@@ -290,6 +303,9 @@ struct StreamTask {
     negotiated: Negotiated,
     sockets: RtpSockets,
     session: RtpSession,
+    /// SDES-SRTP contexts when the call negotiated them: every packet out is protected, every
+    /// packet in is authenticated (with replay protection) before the RTP session sees it.
+    srtp: Option<SrtpSession>,
     jitter: JitterBuffer,
     encoder: Box<dyn Encoder>,
     decoder: Box<dyn Decoder>,
@@ -324,7 +340,10 @@ impl StreamTask {
         let now = Instant::now();
         let mut backlog = Vec::new();
         while let Ok((len, from)) = self.sockets.rtp.try_recv_from(&mut rtp_buf) {
-            if let Ok(p) = self.session.handle_rtp(now, from, &rtp_buf[..len]) {
+            let Some(plain) = self.open_rtp(&rtp_buf[..len]) else {
+                continue;
+            };
+            if let Ok(p) = self.session.handle_rtp(now, from, &plain) {
                 backlog.push(p);
             }
         }
@@ -365,7 +384,9 @@ impl StreamTask {
                     self.publish();
                 }
                 _ = tokio::time::sleep_until(rtcp_at.into()) => {
-                    if let Some(report) = self.session.poll_rtcp(Instant::now()) {
+                    if let Some(report) = self.session.poll_rtcp(Instant::now())
+                        && let Some(report) = self.seal_rtcp(report)
+                    {
                         let _ = self.sockets.rtcp.send_to(&report, self.session.remote_rtcp()).await;
                     }
                 }
@@ -387,11 +408,13 @@ impl StreamTask {
             }
         }
         let bye = self.session.close(Instant::now());
-        let _ = self
-            .sockets
-            .rtcp
-            .send_to(&bye, self.session.remote_rtcp())
-            .await;
+        if let Some(bye) = self.seal_rtcp(bye) {
+            let _ = self
+                .sockets
+                .rtcp
+                .send_to(&bye, self.session.remote_rtcp())
+                .await;
+        }
         self.sink.finish();
         self.publish();
         if let Some(ack) = stop_ack {
@@ -431,8 +454,59 @@ impl StreamTask {
             n.codec.rtp_clock_rate(),
         );
         self.session.set_dtmf_payload_type(n.dtmf_payload_type);
+        // Same keys on a re-INVITE (hold/resume): rekey keeps the rollover counters and replay
+        // windows; new keys start afresh; SRTP dropped from the SDP drops the contexts.
+        match (n.srtp.as_deref(), self.srtp.as_mut()) {
+            (Some((ours, theirs)), Some(s)) => {
+                if let Err(e) = s.rekey(ours, theirs) {
+                    warn!(error = %e, "SRTP rekey failed; keeping the old keys");
+                }
+            }
+            (Some((ours, theirs)), None) => match SrtpSession::new(ours, theirs) {
+                Ok(s) => self.srtp = Some(s),
+                Err(e) => warn!(error = %e, "cannot start SRTP on re-INVITE"),
+            },
+            (None, _) => self.srtp = None,
+        }
         self.last_rtp = Instant::now();
         self.negotiated = n;
+    }
+
+    /// The plain RTP of an incoming datagram: authenticated and decrypted under SRTP.
+    fn open_rtp<'a>(&mut self, datagram: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
+        match self.srtp.as_mut() {
+            None => Some(std::borrow::Cow::Borrowed(datagram)),
+            Some(s) => match s.unprotect_rtp(datagram) {
+                Ok(p) => Some(std::borrow::Cow::Owned(p)),
+                Err(e) => {
+                    self.counters.srtp_rejected += 1;
+                    tracing::trace!(error = %e, "SRTP packet dropped");
+                    None
+                }
+            },
+        }
+    }
+
+    /// An outgoing RTP datagram, protected under SRTP (None: could not protect; not sent).
+    fn seal_rtp(&mut self, packet: Vec<u8>) -> Option<Vec<u8>> {
+        match self.srtp.as_mut() {
+            None => Some(packet),
+            Some(s) => s
+                .protect_rtp(&packet)
+                .map_err(|e| warn!(error = %e, "SRTP protect failed; packet not sent"))
+                .ok(),
+        }
+    }
+
+    /// An outgoing RTCP datagram, protected under SRTCP.
+    fn seal_rtcp(&mut self, packet: Vec<u8>) -> Option<Vec<u8>> {
+        match self.srtp.as_mut() {
+            None => Some(packet),
+            Some(s) => s
+                .protect_rtcp(&packet)
+                .map_err(|e| warn!(error = %e, "SRTCP protect failed; report not sent"))
+                .ok(),
+        }
     }
 
     fn on_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
@@ -441,7 +515,10 @@ impl StreamTask {
         if datagram.first().is_some_and(|b| *b < 4) {
             return;
         }
-        let Ok(packet) = self.session.handle_rtp(now, from, datagram) else {
+        let Some(plain) = self.open_rtp(datagram) else {
+            return;
+        };
+        let Ok(packet) = self.session.handle_rtp(now, from, &plain) else {
             return; // counted by the session
         };
         self.accept_packet(now, packet);
@@ -465,8 +542,19 @@ impl StreamTask {
         if datagram.first().is_some_and(|b| *b < 4) {
             return; // STUN, see on_rtp
         }
+        let plain = match self.srtp.as_mut() {
+            None => datagram.to_vec(),
+            Some(s) => match s.unprotect_rtcp(datagram) {
+                Ok(p) => p,
+                Err(_) => {
+                    // Includes baresip's unencrypted "PINGPONG" APP packets at call start.
+                    self.counters.srtp_rejected += 1;
+                    return;
+                }
+            },
+        };
         let left_before = self.session.remote_left();
-        if self.session.handle_rtcp(now, from, datagram).is_ok() {
+        if self.session.handle_rtcp(now, from, &plain).is_ok() {
             let loss = self.session.stats(now).loss_fraction_remote;
             // Tell Opus what the peer sees, so it spends bits on FEC only when needed (at least
             // the configured hint, at most 30 %).
@@ -529,11 +617,13 @@ impl StreamTask {
                 let packet =
                     self.session
                         .packetize_event(now, pt, p.timestamp, &p.payload, p.marker);
-                let _ = self
-                    .sockets
-                    .rtp
-                    .send_to(&packet, self.session.remote_rtp())
-                    .await;
+                if let Some(packet) = self.seal_rtp(packet) {
+                    let _ = self
+                        .sockets
+                        .rtp
+                        .send_to(&packet, self.session.remote_rtp())
+                        .await;
+                }
             }
             self.session.skip(ts_step);
             return;
@@ -549,11 +639,13 @@ impl StreamTask {
             return;
         }
         let packet = self.session.packetize(now, payload, ts_step, false);
-        let _ = self
-            .sockets
-            .rtp
-            .send_to(&packet, self.session.remote_rtp())
-            .await;
+        if let Some(packet) = self.seal_rtp(packet) {
+            let _ = self
+                .sockets
+                .rtp
+                .send_to(&packet, self.session.remote_rtp())
+                .await;
+        }
     }
 
     fn check_timeout(&mut self, now: Instant) {

@@ -38,6 +38,9 @@ pub struct BaresipConfig {
     pub opus_fec: bool,
     /// The contact that `message` sends to.
     pub contact: Option<String>,
+    /// Media encryption: `Some("srtp")` (SDES keys on RTP/AVP) or `Some("srtp-mand")`
+    /// (RTP/SAVP only); loads baresip's `srtp` module.
+    pub mediaenc: Option<String>,
 }
 
 /// A running baresip; stopped when dropped.
@@ -74,7 +77,7 @@ impl Baresip {
              ausrc_format s16\nauplay_format s16\naudio_buffer 20-160\nrtp_ports {r0}-{r1}\n\
              net_interface 127.0.0.1\nrtp_stats yes\nrtcp_mux no\njitter_buffer_delay 5-10\n\
              module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\nmodule opus.so\n\
-             module aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_tmp uuid.so\nmodule_tmp account.so\n\
+             module aufile.so\nmodule aubridge.so\nmodule sndfile.so\n{srtp_module}module_tmp uuid.so\nmodule_tmp account.so\n\
              module_app contact.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
              snd_path {dump}\nopus_bitrate 32000\nopus_inbandfec {fec}\nopus_packet_loss {ploss}\n",
             src = c.source.display(),
@@ -85,6 +88,11 @@ impl Baresip {
             dump = dir.path().join("dump").display(),
             fec = if c.opus_fec { "yes" } else { "no" },
             ploss = if c.opus_fec { 5 } else { 0 },
+            srtp_module = if c.mediaenc.is_some() {
+                "module srtp.so\n"
+            } else {
+                ""
+            },
         );
         std::fs::write(dir.path().join("config"), config)?;
         let codec = if c.codec == "opus" {
@@ -93,12 +101,17 @@ impl Baresip {
             "PCMU/8000/1"
         };
         let account = format!(
-            "<sip:{user}@{domain}>;auth_pass={pw};outbound=\"sip:127.0.0.1:{port}\";answermode={mode};audio_codecs={codec};regint=600\n",
+            "<sip:{user}@{domain}>;auth_pass={pw};outbound=\"sip:127.0.0.1:{port}\";answermode={mode};audio_codecs={codec};regint=600{menc}\n",
             user = c.user,
             domain = c.domain,
             pw = c.password,
             port = c.proxy_port,
             mode = if c.auto_answer { "auto" } else { "manual" },
+            menc = c
+                .mediaenc
+                .as_deref()
+                .map(|m| format!(";mediaenc={m}"))
+                .unwrap_or_default(),
         );
         std::fs::write(dir.path().join("accounts"), account)?;
         std::fs::write(
