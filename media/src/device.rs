@@ -482,6 +482,10 @@ where
     T: Sample,
     f32: FromSample<T>,
 {
+    if ring.is_abandoned() {
+        // The source moved on to a newer stream; this one is being torn down.
+        return;
+    }
     let channels = channels.max(1);
     let frames = data.len() / channels;
     let n = frames.min(ring.slots());
@@ -556,7 +560,7 @@ fn playback_callback<T>(
 
 /// A running stream and what it is.
 struct OpenStream {
-    _stream: cpal::Stream,
+    stream: cpal::Stream,
     info: DeviceInfo,
 }
 
@@ -594,38 +598,36 @@ fn open_input(
     let format = supported.sample_format();
     let mut config = supported.config();
     config.buffer_size = buffer_size(supported.buffer_size(), rate);
-    let stream = match build_input(&device, config, format, port, counters, rate) {
+    let (stream, end) = match build_input(&device, config, format, counters, rate) {
         Err(e) if config.buffer_size != cpal::BufferSize::Default => {
             debug!(device = %info.id, error = %e, "input: fixed buffer refused, using the default");
             config.buffer_size = cpal::BufferSize::Default;
-            build_input(&device, config, format, port, counters, rate)
+            build_input(&device, config, format, counters, rate)
         }
         other => other,
     }
     .map_err(|e| map_error(&e, &info.id, ctx))?;
     stream.play().map_err(|e| map_error(&e, &info.id, ctx))?;
+    // Only a running stream replaces the old one (a new record stream can take a while to
+    // deliver its first block; until then the source keeps reading the old one).
+    port.publish(end);
     debug!(device = %info.id, rate, channels = config.channels, ?format, "input stream open");
-    Ok(OpenStream {
-        _stream: stream,
-        info,
-    })
+    Ok(OpenStream { stream, info })
 }
 
 fn build_input(
     device: &cpal::Device,
     config: cpal::StreamConfig,
     format: SampleFormat,
-    port: &Port<CaptureEnd>,
     counters: &Arc<Counters>,
     rate: u32,
-) -> Result<cpal::Stream, cpal::Error> {
+) -> Result<(cpal::Stream, CaptureEnd), cpal::Error> {
     fn build<T>(
         device: &cpal::Device,
         config: cpal::StreamConfig,
-        port: &Port<CaptureEnd>,
         counters: &Arc<Counters>,
         rate: u32,
-    ) -> Result<cpal::Stream, cpal::Error>
+    ) -> Result<(cpal::Stream, CaptureEnd), cpal::Error>
     where
         T: SizedSample,
         f32: FromSample<T>,
@@ -640,21 +642,23 @@ fn build_input(
             move |err| stream_error(&e, &err, "input"),
             None,
         )?;
-        port.publish(CaptureEnd {
-            ring: consumer,
-            rate,
-        });
-        Ok(stream)
+        Ok((
+            stream,
+            CaptureEnd {
+                ring: consumer,
+                rate,
+            },
+        ))
     }
     match format {
-        SampleFormat::I8 => build::<i8>(device, config, port, counters, rate),
-        SampleFormat::I16 => build::<i16>(device, config, port, counters, rate),
-        SampleFormat::I32 => build::<i32>(device, config, port, counters, rate),
-        SampleFormat::U8 => build::<u8>(device, config, port, counters, rate),
-        SampleFormat::U16 => build::<u16>(device, config, port, counters, rate),
-        SampleFormat::U32 => build::<u32>(device, config, port, counters, rate),
-        SampleFormat::F32 => build::<f32>(device, config, port, counters, rate),
-        SampleFormat::F64 => build::<f64>(device, config, port, counters, rate),
+        SampleFormat::I8 => build::<i8>(device, config, counters, rate),
+        SampleFormat::I16 => build::<i16>(device, config, counters, rate),
+        SampleFormat::I32 => build::<i32>(device, config, counters, rate),
+        SampleFormat::U8 => build::<u8>(device, config, counters, rate),
+        SampleFormat::U16 => build::<u16>(device, config, counters, rate),
+        SampleFormat::U32 => build::<u32>(device, config, counters, rate),
+        SampleFormat::F32 => build::<f32>(device, config, counters, rate),
+        SampleFormat::F64 => build::<f64>(device, config, counters, rate),
         other => Err(cpal::Error::with_message(
             cpal::ErrorKind::UnsupportedConfig,
             format!("sample format {other:?}"),
@@ -682,38 +686,36 @@ fn open_output(
     let format = supported.sample_format();
     let mut config = supported.config();
     config.buffer_size = buffer_size(supported.buffer_size(), rate);
-    let stream = match build_output(&device, config, format, port, counters, rate) {
+    let (stream, end) = match build_output(&device, config, format, counters, rate) {
         Err(e) if config.buffer_size != cpal::BufferSize::Default => {
             debug!(device = %info.id, error = %e, "output: fixed buffer refused, using the default");
             config.buffer_size = cpal::BufferSize::Default;
-            build_output(&device, config, format, port, counters, rate)
+            build_output(&device, config, format, counters, rate)
         }
         other => other,
     }
     .map_err(|e| map_error(&e, &info.id, ctx))?;
     stream.play().map_err(|e| map_error(&e, &info.id, ctx))?;
+    // Only a running stream replaces the old one (a new record stream can take a while to
+    // deliver its first block; until then the source keeps reading the old one).
+    port.publish(end);
     debug!(device = %info.id, rate, channels = config.channels, ?format, "output stream open");
-    Ok(OpenStream {
-        _stream: stream,
-        info,
-    })
+    Ok(OpenStream { stream, info })
 }
 
 fn build_output(
     device: &cpal::Device,
     config: cpal::StreamConfig,
     format: SampleFormat,
-    port: &Port<PlaybackEnd>,
     counters: &Arc<Counters>,
     rate: u32,
-) -> Result<cpal::Stream, cpal::Error> {
+) -> Result<(cpal::Stream, PlaybackEnd), cpal::Error> {
     fn build<T>(
         device: &cpal::Device,
         config: cpal::StreamConfig,
-        port: &Port<PlaybackEnd>,
         counters: &Arc<Counters>,
         rate: u32,
-    ) -> Result<cpal::Stream, cpal::Error>
+    ) -> Result<(cpal::Stream, PlaybackEnd), cpal::Error>
     where
         T: SizedSample + FromSample<f32>,
     {
@@ -733,21 +735,23 @@ fn build_output(
             move |err| stream_error(&e, &err, "output"),
             None,
         )?;
-        port.publish(PlaybackEnd {
-            ring: producer,
-            rate,
-        });
-        Ok(stream)
+        Ok((
+            stream,
+            PlaybackEnd {
+                ring: producer,
+                rate,
+            },
+        ))
     }
     match format {
-        SampleFormat::I8 => build::<i8>(device, config, port, counters, rate),
-        SampleFormat::I16 => build::<i16>(device, config, port, counters, rate),
-        SampleFormat::I32 => build::<i32>(device, config, port, counters, rate),
-        SampleFormat::U8 => build::<u8>(device, config, port, counters, rate),
-        SampleFormat::U16 => build::<u16>(device, config, port, counters, rate),
-        SampleFormat::U32 => build::<u32>(device, config, port, counters, rate),
-        SampleFormat::F32 => build::<f32>(device, config, port, counters, rate),
-        SampleFormat::F64 => build::<f64>(device, config, port, counters, rate),
+        SampleFormat::I8 => build::<i8>(device, config, counters, rate),
+        SampleFormat::I16 => build::<i16>(device, config, counters, rate),
+        SampleFormat::I32 => build::<i32>(device, config, counters, rate),
+        SampleFormat::U8 => build::<u8>(device, config, counters, rate),
+        SampleFormat::U16 => build::<u16>(device, config, counters, rate),
+        SampleFormat::U32 => build::<u32>(device, config, counters, rate),
+        SampleFormat::F32 => build::<f32>(device, config, counters, rate),
+        SampleFormat::F64 => build::<f64>(device, config, counters, rate),
         other => Err(cpal::Error::with_message(
             cpal::ErrorKind::UnsupportedConfig,
             format!("sample format {other:?}"),
@@ -950,7 +954,7 @@ fn audio_thread(
     let opened = open_output(&host, want_out.as_deref(), &playback, &counters).and_then(|out| {
         open_input(&host, want_in.as_deref(), &capture, &counters).map(|inp| (inp, out))
     });
-    let (mut input, mut output) = match opened {
+    let (mut input, output) = match opened {
         Ok(pair) => pair,
         Err(e) => {
             let _ = init.send(Err(e));
@@ -966,6 +970,8 @@ fn audio_thread(
     if init.send(Ok(Arc::clone(&shared))).is_err() {
         return;
     }
+    let mut output_id = output.info.id.clone();
+    let mut output = Some(output);
     // Ends when the handle drops its sender.
     while let Ok(cmd) = cmd_rx.recv() {
         match cmd {
@@ -974,44 +980,79 @@ fn audio_thread(
                 want,
                 reply,
             } => {
-                let r = open_input(&host, want.as_deref(), &shared.capture, &counters);
-                let _ = reply.send(r.map(|s| {
-                    let info = s.info.clone();
-                    shared.current().0 = info.clone();
-                    input = s;
-                    info
-                }));
+                // Make before break: the old stream runs until the new one is up.
+                match open_input(&host, want.as_deref(), &shared.capture, &counters) {
+                    Ok(s) => {
+                        shared.current().0 = s.info.clone();
+                        let _ = reply.send(Ok(s.info.clone()));
+                        retire(std::mem::replace(&mut input, s));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
             Cmd::Switch {
                 input: false,
                 want,
                 reply,
             } => {
-                let r = open_output(&host, want.as_deref(), &shared.playback, &counters);
-                let _ = reply.send(r.map(|s| {
-                    let info = s.info.clone();
-                    shared.current().1 = info.clone();
-                    output = s;
-                    info
-                }));
+                let ctx = HostContext {
+                    chosen: want.is_some(),
+                    ..HostContext::of(&host)
+                };
+                if let Err(e) = pick_device(&host, want.as_deref(), false, ctx) {
+                    let _ = reply.send(Err(e));
+                    continue;
+                }
+                // Break before make: PulseAudio keeps all playback streams of one connection
+                // in one sync group, which cannot span two sinks (the new stream would be
+                // refused with "Invalid argument"). The gap is a few milliseconds.
+                drop(output.take());
+                match open_output(&host, want.as_deref(), &shared.playback, &counters) {
+                    Ok(s) => {
+                        let info = s.info.clone();
+                        shared.current().1 = info.clone();
+                        output_id = info.id.clone();
+                        output = Some(s);
+                        let _ = reply.send(Ok(info));
+                    }
+                    Err(e) => {
+                        output =
+                            open_output(&host, Some(&output_id), &shared.playback, &counters)
+                                .map_err(|e| warn!(device = %output_id, error = %e, "cannot reopen the output"))
+                                .ok();
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
             Cmd::Reopen { input: true } => {
                 let id = input.info.id.clone();
                 match open_input(&host, Some(&id), &shared.capture, &counters) {
-                    Ok(s) => input = s,
+                    Ok(s) => retire(std::mem::replace(&mut input, s)),
                     Err(e) => warn!(device = %id, error = %e, "cannot reopen the input"),
                 }
             }
             Cmd::Reopen { input: false } => {
-                let id = output.info.id.clone();
-                match open_output(&host, Some(&id), &shared.playback, &counters) {
-                    Ok(s) => output = s,
-                    Err(e) => warn!(device = %id, error = %e, "cannot reopen the output"),
+                drop(output.take());
+                match open_output(&host, Some(&output_id), &shared.playback, &counters) {
+                    Ok(s) => output = Some(s),
+                    Err(e) => warn!(device = %output_id, error = %e, "cannot reopen the output"),
                 }
             }
         }
     }
+    drop(output);
     debug!("audio thread stops");
+}
+
+/// Stops an input stream that was replaced. cpal 0.18.2's PulseAudio host does not delete a
+/// record stream when it is dropped (the server would keep sending to it until the connection
+/// closes), so it is corked first.
+fn retire(old: OpenStream) {
+    if let Err(e) = old.stream.pause() {
+        debug!(device = %old.info.id, error = %e, "cannot pause the old input stream");
+    }
 }
 
 // ------------------------------------------------------------------------------------------
