@@ -285,17 +285,19 @@ fn new_jitter(kind: CodecKind) -> JitterBuffer {
     JitterBuffer::new(jitter_config(kind))
 }
 
-/// The jitter buffer settings of a call's stream: 20 ms frames, 20–300 ms delay, starting at
+/// The jitter buffer settings of a call's stream: 20 ms frames, 40–300 ms delay, starting at
 /// the minimum. It grows only if the path needs it: shrinking later means cutting a frame out of
-/// speech at the start of the call, which P.862 and ears notice.
+/// speech at the start of the call, which P.862 and ears notice. The 40 ms floor (not 20) keeps a
+/// frame of slack for the media task being scheduled late on a busy machine: at 20 ms, a 2-core
+/// box running other calls made a few packets per call "late" (each a cut).
 pub fn jitter_config(kind: CodecKind) -> JitterConfig {
     let clock = kind.rtp_clock_rate();
     JitterConfig {
         clock_rate: clock,
         frame_ts: clock / 1000 * codec::FRAME_MS,
-        min_delay: Duration::from_millis(20),
+        min_delay: Duration::from_millis(40),
         max_delay: Duration::from_millis(300),
-        initial_delay: Duration::from_millis(20),
+        initial_delay: Duration::from_millis(40),
     }
 }
 
