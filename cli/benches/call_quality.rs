@@ -10,13 +10,13 @@
 //! without it the loss rows are skipped). `KRYPTON_BENCH_CALLS=1,4,8,16` sets the concurrency
 //! steps. It takes a few minutes: every call is 13 s of real time.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use krypton_testkit::{
     Baresip, BaresipConfig, DigestAlgorithm, Kamailio, KamailioConfig, KryptonPhone, PesqMode,
-    pesq, speech_wav,
+    SpeechSet, pesq,
 };
 use serde_json::json;
 
@@ -27,10 +27,7 @@ const RTP_RANGE: &str = "16000:16199";
 struct Env {
     dir: tempfile::TempDir,
     k: Kamailio,
-    s8: PathBuf,
-    s16: PathBuf,
-    b8: PathBuf,
-    b48: PathBuf,
+    speech: SpeechSet,
 }
 
 fn bin() -> &'static Path {
@@ -50,21 +47,14 @@ fn env() -> Env {
     .unwrap();
     let d = dir.path();
     Env {
-        s8: speech_wav(d, "s8.wav", 8000, 1, 0.0).unwrap(),
-        s16: speech_wav(d, "s16.wav", 16000, 1, 0.0).unwrap(),
-        b8: speech_wav(d, "b8.wav", 8000, 1, 10.0).unwrap(),
-        b48: speech_wav(d, "b48.wav", 48000, 2, 10.0).unwrap(),
+        speech: SpeechSet::create(d).unwrap(),
         dir,
         k,
     }
 }
 
 fn baresip(e: &Env, user: &str, codec: &str, auto: bool, ports: (u16, u16)) -> Baresip {
-    let (source, rate, ch) = if codec == "opus" {
-        (e.b48.clone(), 48000, 2)
-    } else {
-        (e.b8.clone(), 8000, 1)
-    };
+    let (source, rate, ch) = e.speech.peer_source(codec);
     let mut b = Baresip::start(BaresipConfig {
         user: user.into(),
         password: format!("{user}-pw"),
@@ -100,7 +90,7 @@ fn phone(e: &Env, user: &str, codec: &str, extra: &[&str]) -> KryptonPhone {
         "--codecs",
         codec,
         "--play",
-        e.s16.to_str().unwrap(),
+        e.speech.ref16k.to_str().unwrap(),
         "--rtp-ports",
         "16000-16099",
     ];
@@ -111,11 +101,7 @@ fn phone(e: &Env, user: &str, codec: &str, extra: &[&str]) -> KryptonPhone {
 }
 
 fn reference<'a>(e: &'a Env, codec: &str) -> (&'a Path, PesqMode) {
-    if codec == "opus" {
-        (&e.s16, PesqMode::Wide)
-    } else {
-        (&e.s8, PesqMode::Narrow)
-    }
+    e.speech.reference(codec)
 }
 
 fn loss(percent: u32) -> bool {
@@ -247,7 +233,7 @@ fn concurrent(e: &Env, n: usize) -> Vec<f64> {
         .unwrap()
         .filter_map(Result::ok)
         .map(|f| {
-            pesq(&e.s16, &f.path(), PesqMode::Wide)
+            pesq(&e.speech.ref16k, &f.path(), PesqMode::Wide)
                 .map(|s| s.mos)
                 .unwrap_or(0.0)
         })

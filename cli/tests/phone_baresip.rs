@@ -2,12 +2,12 @@
 //! each side playing the test speech and the other recording it, scored with PESQ; hold and
 //! resume; DTMF; BYE from either side; MESSAGE both ways.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use krypton_testkit::{
     Baresip, BaresipConfig, DigestAlgorithm, Kamailio, KamailioConfig, KryptonPhone, PesqMode,
-    pesq, speech_wav,
+    SpeechSet, pesq,
 };
 use serde_json::{Value, json};
 
@@ -32,10 +32,7 @@ fn bin() -> &'static Path {
 struct Setup {
     dir: tempfile::TempDir,
     kamailio: Kamailio,
-    speech8k: PathBuf,
-    speech16k: PathBuf,
-    bare8k: PathBuf,
-    bare48k2: PathBuf,
+    speech: SpeechSet,
 }
 
 fn setup() -> Setup {
@@ -54,29 +51,17 @@ fn setup() -> Setup {
         ..Default::default()
     })
     .expect("kamailio");
-    // References, and baresip's sources: baresip ends a call when its file ends, so its copies
-    // carry 10 s of silence behind the speech.
-    let speech8k = speech_wav(dir.path(), "speech8k.wav", 8000, 1, 0.0).unwrap();
-    let speech16k = speech_wav(dir.path(), "speech16k.wav", 16000, 1, 0.0).unwrap();
-    let bare8k = speech_wav(dir.path(), "bare8k.wav", 8000, 1, 10.0).unwrap();
-    let bare48k2 = speech_wav(dir.path(), "bare48k2.wav", 48000, 2, 10.0).unwrap();
+    let speech = SpeechSet::create(dir.path()).unwrap();
     std::fs::write(dir.path().join("alice.pw"), "alice-pw\n").unwrap();
     Setup {
         dir,
         kamailio,
-        speech8k,
-        speech16k,
-        bare8k,
-        bare48k2,
+        speech,
     }
 }
 
 fn baresip(s: &Setup, codec: &str, auto_answer: bool) -> Baresip {
-    let (source, rate, channels) = if codec == "opus" {
-        (s.bare48k2.clone(), 48000, 2)
-    } else {
-        (s.bare8k.clone(), 8000, 1)
-    };
+    let (source, rate, channels) = s.speech.peer_source(codec);
     let mut b = Baresip::start(BaresipConfig {
         user: "bob".into(),
         password: "bob-pw".into(),
@@ -113,7 +98,7 @@ fn phone(s: &Setup, name: &str, codec: &str, record: &Path, extra: &[&str]) -> K
         "--codecs",
         codec,
         "--play",
-        s.speech16k.to_str().unwrap(),
+        s.speech.ref16k.to_str().unwrap(),
         "--record",
         record.to_str().unwrap(),
         "--rtp-ports",
@@ -126,11 +111,7 @@ fn phone(s: &Setup, name: &str, codec: &str, record: &Path, extra: &[&str]) -> K
 }
 
 fn reference<'a>(s: &'a Setup, codec: &str) -> (&'a Path, PesqMode) {
-    if codec == "opus" {
-        (&s.speech16k, PesqMode::Wide)
-    } else {
-        (&s.speech8k, PesqMode::Narrow)
-    }
+    s.speech.reference(codec)
 }
 
 fn threshold(codec: &str) -> f64 {
@@ -294,11 +275,7 @@ fn baresip_to_baresip(codec: &str) -> f64 {
     let _one_at_a_time = scored_call();
     let s = setup();
     let mut bob = baresip(&s, codec, true);
-    let (source, rate, channels) = if codec == "opus" {
-        (s.bare48k2.clone(), 48000, 2)
-    } else {
-        (s.bare8k.clone(), 8000, 1)
-    };
+    let (source, rate, channels) = s.speech.peer_source(codec);
     let mut alice = Baresip::start(BaresipConfig {
         user: "alice".into(),
         password: "alice-pw".into(),
@@ -349,7 +326,7 @@ fn srtp_call_with_baresip() {
         domain: s.kamailio.domain().into(),
         proxy_port: s.kamailio.sip_port,
         codec: "pcmu".into(),
-        source: s.bare8k.clone(),
+        source: s.speech.peer8k.clone(),
         rate: 8000,
         channels: 1,
         auto_answer: true,

@@ -111,3 +111,47 @@ pub fn pesq(reference: &Path, degraded: &Path, mode: PesqMode) -> Result<PesqSco
         .ok_or_else(|| TestkitError::Io(std::io::Error::other(format!("no mos in {text}"))))?;
     Ok(PesqScore { mos, details: text })
 }
+
+/// The speech files every scored call uses: narrowband and wideband references, and the copies
+/// a peer plays (baresip ends a call when its file ends, so those carry 10 s of silence).
+#[derive(Debug, Clone)]
+pub struct SpeechSet {
+    /// 8 kHz mono reference (PCMU, narrowband PESQ).
+    pub ref8k: PathBuf,
+    /// 16 kHz mono reference (Opus, wideband PESQ); also what `krypton phone --play` sends.
+    pub ref16k: PathBuf,
+    /// 8 kHz mono with a 10 s tail, for a peer's PCMU microphone.
+    pub peer8k: PathBuf,
+    /// 48 kHz stereo with a 10 s tail, for a peer's Opus microphone.
+    pub peer48k2: PathBuf,
+}
+
+impl SpeechSet {
+    /// Write the four files into `dir`.
+    pub fn create(dir: &Path) -> Result<Self, TestkitError> {
+        Ok(SpeechSet {
+            ref8k: speech_wav(dir, "speech8k.wav", 8000, 1, 0.0)?,
+            ref16k: speech_wav(dir, "speech16k.wav", 16000, 1, 0.0)?,
+            peer8k: speech_wav(dir, "peer8k.wav", 8000, 1, 10.0)?,
+            peer48k2: speech_wav(dir, "peer48k2.wav", 48000, 2, 10.0)?,
+        })
+    }
+
+    /// The reference and PESQ mode for `codec` (`opus` → wideband, else narrowband).
+    pub fn reference(&self, codec: &str) -> (&Path, PesqMode) {
+        if codec == "opus" {
+            (&self.ref16k, PesqMode::Wide)
+        } else {
+            (&self.ref8k, PesqMode::Narrow)
+        }
+    }
+
+    /// A peer's microphone file for `codec`, with its rate and channels.
+    pub fn peer_source(&self, codec: &str) -> (PathBuf, u32, u16) {
+        if codec == "opus" {
+            (self.peer48k2.clone(), 48000, 2)
+        } else {
+            (self.peer8k.clone(), 8000, 1)
+        }
+    }
+}

@@ -11,7 +11,7 @@ mod linphone;
 mod phone;
 mod process;
 
-pub use audio::{PesqMode, PesqScore, SPEECH_TEXT, pesq, pesq_python, speech_wav};
+pub use audio::{PesqMode, PesqScore, SPEECH_TEXT, SpeechSet, pesq, pesq_python, speech_wav};
 pub use baresip::{Baresip, BaresipConfig};
 pub use kamailio::{DigestAlgorithm, Kamailio, KamailioConfig};
 pub use linphone::{Linphone, LinphoneConfig};
