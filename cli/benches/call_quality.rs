@@ -8,7 +8,8 @@
 //!
 //! Run with `cargo bench -p krypton-cli --bench call_quality` (as root for the loss rule;
 //! without it the loss rows are skipped). `KRYPTON_BENCH_CALLS=1,4,8,16` sets the concurrency
-//! steps. It takes a few minutes: every call is 13 s of real time.
+//! steps, `KRYPTON_BENCH_LOSS=0,5` the loss steps (an empty list skips a part), and
+//! `KRYPTON_BENCH_VERBOSE=1` prints krypton's call statistics. It takes a few minutes: every call is 13 s of real time.
 
 use std::path::Path;
 use std::process::Command;
@@ -35,7 +36,15 @@ fn bin() -> &'static Path {
 }
 
 fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
+    // KRYPTON_KEEP_TEST_FILES=1 keeps recordings and logs for a look afterwards.
+    let dir = tempfile::Builder::new()
+        .prefix("krypton-bench-")
+        .disable_cleanup(std::env::var_os("KRYPTON_KEEP_TEST_FILES").is_some())
+        .tempdir()
+        .unwrap();
+    if std::env::var_os("KRYPTON_KEEP_TEST_FILES").is_some() {
+        println!("files kept in {}", dir.path().display());
+    }
     let k = Kamailio::start(KamailioConfig {
         users: ["alice", "bob", "carol"]
             .iter()
@@ -178,7 +187,10 @@ fn krypton_and_baresip(e: &Env, codec: &str) -> (f64, f64) {
         ],
     );
     p.send(json!({"cmd": "call", "to": "bob"})).unwrap();
-    p.wait_any("ended", Duration::from_secs(40)).unwrap();
+    let ended = p.wait_any("ended", Duration::from_secs(40)).unwrap();
+    if std::env::var_os("KRYPTON_BENCH_VERBOSE").is_some() {
+        println!("    krypton's call stats: {}", ended["stats"]);
+    }
     b.wait_for(&["CALL_CLOSED"], T).unwrap();
     let (r, m) = reference(e, codec);
     let to_b = pesq(r, &b.received_audio().unwrap(), m).unwrap().mos;
@@ -257,7 +269,12 @@ fn main() {
     println!(
         "PESQ (MOS-LQO; Opus wideband with in-band FEC on every side, PCMU narrowband), 11.2 s speech:"
     );
-    for percent in [0, 5] {
+    let loss_steps: Vec<u32> = std::env::var("KRYPTON_BENCH_LOSS")
+        .unwrap_or_else(|_| "0,5".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    for percent in loss_steps {
         if !loss(percent) {
             println!("  {percent} % loss: skipped (needs root and iptables)");
             continue;

@@ -474,6 +474,15 @@ impl JitterBuffer {
             self.seen.pop_front();
         }
         let slot = (ext_ts + self.frame_ts / 2).div_euclid(self.frame_ts);
+        trace!(
+            seq,
+            slot,
+            next = ?self.next_slot,
+            arrival_us = arrival,
+            transit_over_min_us = transit - self.min_transit.unwrap_or(transit),
+            target_us = self.target_us,
+            "jitter: packet"
+        );
         if self.next_slot.is_some_and(|next| slot < next) {
             trace!(seq, slot, "jitter: late");
             self.stats.late += 1;

@@ -84,12 +84,16 @@ pub fn pesq_python() -> PathBuf {
 
 /// Score `degraded` against `reference`.
 pub fn pesq(reference: &Path, degraded: &Path, mode: PesqMode) -> Result<PesqScore, TestkitError> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/pesq_score.py");
+    // The script is compiled in rather than found by path: a test binary built in one checkout
+    // and found fresh by cargo in another (a shared target dir) would otherwise run a path that
+    // no longer exists.
+    let script = include_str!("../tools/pesq_score.py");
     let python = pesq_python();
     if !python.exists() {
         return Err(TestkitError::Missing("the PESQ venv (scripts/setup)"));
     }
     let out = Command::new(python)
+        .arg("-c")
         .arg(script)
         .arg(reference)
         .arg(degraded)
