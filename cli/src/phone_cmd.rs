@@ -183,6 +183,7 @@ fn build_config(
             expires: args.expires,
             keepalive: args.keepalive,
             krypton: false,
+            tls_ca: None,
         });
         if config.dial_plan.default.is_empty() {
             config.dial_plan.default.push(id);

@@ -89,6 +89,10 @@ pub struct AccountConfig {
     /// This account is the KRYPTON path (calls to NEO addresses).
     #[serde(default)]
     pub krypton: bool,
+    /// With `transport=tls`: a PEM file of CA certificates to trust for the proxy besides the
+    /// OS trust store (`SSL_CERT_FILE`/`SSL_CERT_DIR` replace the OS store when set).
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -291,6 +295,7 @@ impl AccountConfig {
             credentials,
             register: self.register,
             policy,
+            tls_ca: self.tls_ca.clone(),
         })
     }
 }
@@ -315,6 +320,12 @@ id = "b"
 aor = "sip:alice@b.test"
 register = false
 
+[[account]]
+id = "c"
+aor = "sip:alice@c.test"
+proxy = "sip:proxy.c.test;transport=tls"
+tls_ca = "/etc/krypton/c-ca.pem"
+
 [dial_plan]
 default = ["b"]
 [[dial_plan.rules]]
@@ -329,6 +340,15 @@ accounts = ["a", "b"]
         let b = c.accounts[1].to_account().unwrap();
         assert_eq!(b.proxy.host, "b.test");
         assert!(!b.register);
+        let c3 = c.accounts[2].to_account().unwrap();
+        assert_eq!(
+            (c3.proxy.port, c3.proxy.transport),
+            (5061, krypton_sip::TransportKind::Tls)
+        );
+        assert_eq!(
+            c3.tls_ca.as_deref(),
+            Some(Path::new("/etc/krypton/c-ca.pem"))
+        );
         assert_eq!(c.dial_plan.routes("+3120123")[0].account, "a");
     }
 

@@ -1,6 +1,7 @@
 //! A SIP account: who we are, where the outbound proxy is, how to authenticate.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::digest::Credentials;
 use crate::registration::RegistrationPolicy;
@@ -187,6 +188,11 @@ pub struct Account {
     pub register: bool,
     /// Timing of registration refreshes, retries and keep-alives.
     pub policy: RegistrationPolicy,
+    /// For a TLS proxy: a PEM file with CA certificates to trust besides the OS trust store
+    /// (which is always used; `SSL_CERT_FILE`/`SSL_CERT_DIR` replace it when set). rsipstack
+    /// keeps one TLS configuration per user agent, so these anchors count for every TLS
+    /// account of the same user agent.
+    pub tls_ca: Option<PathBuf>,
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

@@ -4,6 +4,7 @@ pub mod account;
 pub mod call;
 pub mod digest;
 pub mod registration;
+mod tls;
 pub mod ua;
 
 pub use account::{Account, AccountError, Aor, ProxyAddr, TransportKind};

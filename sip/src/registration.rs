@@ -46,10 +46,11 @@ pub enum RegisterOutcome {
         /// The registrar's Min-Expires.
         min_expires: u32,
     },
-    /// A final failure response that retrying soon will not fix (401/403/404 …).
+    /// A failure that retrying soon will not fix: a final response (401/403/404 …), or a
+    /// proxy we must not talk to (its TLS certificate is not trusted).
     Rejected {
-        /// SIP status code.
-        status: u16,
+        /// SIP status code, if a response came back.
+        status: Option<u16>,
         /// Reason phrase or our explanation.
         reason: String,
     },
@@ -205,7 +206,7 @@ impl Registration {
                 self.next_register = None;
                 self.next_keepalive = None;
                 self.actions.push(RegistrationAction::Failed {
-                    status: Some(status),
+                    status,
                     reason,
                     retry_in: None,
                 });
@@ -463,7 +464,7 @@ mod tests {
         r.handle_outcome(
             t0,
             RegisterOutcome::Rejected {
-                status: 403,
+                status: Some(403),
                 reason: "Forbidden".into(),
             },
         );

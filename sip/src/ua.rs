@@ -27,7 +27,7 @@ use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::{CallIdFormat, make_call_id, make_tag};
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::{SipAddr, TransportLayer};
+use rsipstack::transport::{SipAddr, TlsConfig, TransportLayer};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -35,10 +35,13 @@ use crate::account::{Account, TransportKind};
 use crate::call::{CallId, EndReason};
 use crate::digest::{self, DigestClient};
 use crate::registration::{RegisterOutcome, Registration, RegistrationAction};
+use crate::tls::{self, TrustAnchors};
 
 /// How long we wait for a final answer to a REGISTER/OPTIONS/MESSAGE before calling the
 /// proxy unreachable (shorter than timer F so that a restarted proxy is found in seconds).
 const NON_INVITE_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long opening a TCP/TLS/WS connection to the proxy (TLS handshake included) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long an INVITE may go without any response (not even 100 Trying) before the proxy counts
 /// as unreachable.
 const INVITE_NO_RESPONSE: Duration = Duration::from_secs(4);
@@ -319,6 +322,7 @@ impl UserAgent {
             calls: HashMap::new(),
             next_call: 1,
             next_message: 1,
+            tls: Arc::default(),
         };
         tokio::spawn(actor.run(cmd_rx, incoming, int_rx));
         info!(%local, "SIP user agent listening");
@@ -579,6 +583,8 @@ struct Actor {
     calls: HashMap<CallId, Call>,
     next_call: u64,
     next_message: u64,
+    /// Trust anchors handed to rsipstack for TLS proxies (loaded on first use).
+    tls: Arc<tokio::sync::Mutex<TrustAnchors>>,
 }
 
 impl Actor {
@@ -852,6 +858,7 @@ impl Actor {
             digest: a.digest.clone(),
             instance: self.config.instance.clone(),
             udp: self.local,
+            tls: self.tls.clone(),
             expires,
         };
         let internal = self.internal.clone();
@@ -985,9 +992,19 @@ impl Actor {
         call.invite = Some(req.clone());
         call.invite_pending = true;
         let proxy = proxy_addr(&a.account);
+        let account = a.account.clone();
+        let tls = self.tls.clone();
         let ep = self.ep.clone();
         let internal = self.internal.clone();
         tokio::spawn(async move {
+            if let Err(reason) = ensure_tls_trust(&ep, &tls, &account).await {
+                let _ = internal.send(Internal::InviteFailed {
+                    call: id,
+                    status: None,
+                    reason,
+                });
+                return;
+            }
             let key = match TransactionKey::from_request(&req, TransactionRole::Client) {
                 Ok(k) => k,
                 Err(e) => {
@@ -1002,10 +1019,12 @@ impl Actor {
             let mut tx = Transaction::new_client(key, req, ep, None);
             tx.destination = Some(proxy);
             if let Err(e) = tx.send().await {
+                let (FlowError::Transient(reason) | FlowError::Permanent(reason)) =
+                    connect_error(&e, &account);
                 let _ = internal.send(Internal::InviteFailed {
                     call: id,
                     status: None,
-                    reason: format!("cannot send the INVITE: {e}"),
+                    reason: format!("cannot send the INVITE: {reason}"),
                 });
                 return;
             }
@@ -1394,6 +1413,7 @@ impl Actor {
             account: a.account.clone(),
             digest: a.digest.clone(),
             udp: self.local,
+            tls: self.tls.clone(),
             uri,
             content_type: content_type.to_string(),
             body,
@@ -1892,17 +1912,27 @@ struct RegisterJob {
     digest: Arc<std::sync::Mutex<DigestClient>>,
     instance: String,
     udp: SocketAddr,
+    tls: Arc<tokio::sync::Mutex<TrustAnchors>>,
     expires: u32,
 }
 
 impl RegisterJob {
     /// Run the REGISTER (with digest retries); also returns the local end of the flow used.
     async fn run(self) -> (RegisterOutcome, Option<SipAddr>) {
-        let local = match local_flow(&self.ep, &self.account, self.udp).await {
+        let local = match local_flow(&self.ep, &self.account, self.udp, &self.tls).await {
             Ok(l) => l,
-            Err(reason) => {
+            Err(FlowError::Transient(reason)) => {
                 return (
                     RegisterOutcome::Transient {
+                        status: None,
+                        reason,
+                    },
+                    None,
+                );
+            }
+            Err(FlowError::Permanent(reason)) => {
+                return (
+                    RegisterOutcome::Rejected {
                         status: None,
                         reason,
                     },
@@ -1950,7 +1980,7 @@ impl RegisterJob {
                 Ok(r) => r,
                 Err(e) => {
                     return RegisterOutcome::Rejected {
-                        status: 0,
+                        status: None,
                         reason: e,
                     };
                 }
@@ -1980,7 +2010,7 @@ impl RegisterJob {
                 401 | 407 => {
                     let Some(creds) = &a.credentials else {
                         return RegisterOutcome::Rejected {
-                            status,
+                            status: Some(status),
                             reason: "the registrar asks for a password and none is configured"
                                 .into(),
                         };
@@ -1999,7 +2029,7 @@ impl RegisterJob {
                     let stale = parsed.iter().any(|c| c.stale);
                     if authorization.is_some() && !stale {
                         return RegisterOutcome::Rejected {
-                            status,
+                            status: Some(status),
                             reason: "wrong user name or password (the registrar refused our credentials)".into(),
                         };
                     }
@@ -2011,7 +2041,12 @@ impl RegisterJob {
                     };
                     match answer {
                         Ok(v) => authorization = Some((answer_header.to_string(), v)),
-                        Err(reason) => return RegisterOutcome::Rejected { status, reason },
+                        Err(reason) => {
+                            return RegisterOutcome::Rejected {
+                                status: Some(status),
+                                reason,
+                            };
+                        }
                     }
                 }
                 423 => {
@@ -2029,14 +2064,14 @@ impl RegisterJob {
                 }
                 _ => {
                     return RegisterOutcome::Rejected {
-                        status,
+                        status: Some(status),
                         reason: format!("{status} {phrase}"),
                     };
                 }
             }
         }
         RegisterOutcome::Rejected {
-            status: 401,
+            status: Some(401),
             reason: "authentication did not converge".into(),
         }
     }
@@ -2047,6 +2082,7 @@ struct MessageJob {
     account: Arc<Account>,
     digest: Arc<std::sync::Mutex<DigestClient>>,
     udp: SocketAddr,
+    tls: Arc<tokio::sync::Mutex<TrustAnchors>>,
     uri: String,
     content_type: String,
     body: Vec<u8>,
@@ -2055,9 +2091,11 @@ struct MessageJob {
 impl MessageJob {
     async fn run(self) -> (Option<u16>, String) {
         let a = &self.account;
-        let local = match local_flow(&self.ep, a, self.udp).await {
+        let local = match local_flow(&self.ep, a, self.udp, &self.tls).await {
             Ok(l) => l,
-            Err(reason) => return (None, reason),
+            Err(FlowError::Transient(reason) | FlowError::Permanent(reason)) => {
+                return (None, reason);
+            }
         };
         let call_id = make_call_id(None, CallIdFormat::Uuid).value().to_string();
         let from = format!("{}<{}>;tag={}", display(&a.display_name), a.aor, make_tag());
@@ -2234,25 +2272,108 @@ fn contact_for(account: &Account, local: &SipAddr, instance: &str) -> String {
     )
 }
 
+/// Why there is no flow to the proxy.
+enum FlowError {
+    /// It may work a little later (refused, reset, timed out).
+    Transient(String),
+    /// It will not work until the settings change (the proxy's certificate is not trusted).
+    Permanent(String),
+}
+
 /// The local end of the flow to the account's proxy: the UDP listener, or the local address
-/// of the TCP/TLS/WS connection (opened now if there is none).
+/// of the TCP/TLS/WS connection (opened now if there is none; rsipstack keeps it and every
+/// later request to the proxy goes through it).
 async fn local_flow(
     ep: &EndpointInnerRef,
     account: &Account,
     udp: SocketAddr,
-) -> Result<SipAddr, String> {
+    tls: &tokio::sync::Mutex<TrustAnchors>,
+) -> Result<SipAddr, FlowError> {
     if !account.proxy.transport.is_stream() {
         return Ok(SipAddr {
             r#type: Some(rsipstack::sip::Transport::Udp),
             addr: HostWithPort::from(udp),
         });
     }
-    let (connection, _) = ep
-        .transport_layer
-        .lookup(&proxy_addr(account), None)
+    ensure_tls_trust(ep, tls, account)
         .await
-        .map_err(|e| format!("cannot connect to the proxy {}: {e}", account.proxy))?;
-    Ok(connection.get_addr().clone())
+        .map_err(FlowError::Permanent)?;
+    let proxy = proxy_addr(account);
+    match tokio::time::timeout(CONNECT_TIMEOUT, ep.transport_layer.lookup(&proxy, None)).await {
+        Ok(Ok((connection, _))) => Ok(connection.get_addr().clone()),
+        Ok(Err(e)) => Err(connect_error(&e, account)),
+        Err(_) => Err(FlowError::Transient(format!(
+            "cannot connect to the proxy {}: no connection within {} s",
+            account.proxy,
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// What a failure to open (or send on) the connection to the proxy means.
+fn connect_error(e: &rsipstack::Error, account: &Account) -> FlowError {
+    match tls::rustls_error(e) {
+        Some(r) => match tls::certificate_problem(r, &account.proxy.host) {
+            Some(reason) => FlowError::Permanent(reason),
+            None => FlowError::Transient(format!(
+                "the TLS handshake with the proxy {} failed: {r}",
+                account.proxy
+            )),
+        },
+        None => FlowError::Transient(format!(
+            "cannot connect to the proxy {}: {e}",
+            account.proxy
+        )),
+    }
+}
+
+/// For a TLS account, make sure rsipstack trusts what it needs: the OS trust store (read once
+/// per user agent) and the account's CA file. `Err` is a reason retrying will not fix.
+async fn ensure_tls_trust(
+    ep: &EndpointInnerRef,
+    tls: &tokio::sync::Mutex<TrustAnchors>,
+    account: &Account,
+) -> Result<(), String> {
+    if account.proxy.transport != TransportKind::Tls {
+        return Ok(());
+    }
+    let ca_file = account.tls_ca.as_deref();
+    let mut anchors = tls.lock().await;
+    if anchors.covers(ca_file) {
+        return Ok(());
+    }
+    let mut changed = false;
+    if !anchors.covers(None) {
+        let loaded = tokio::task::spawn_blocking(rustls_native_certs::load_native_certs)
+            .await
+            .map_err(|e| format!("cannot read the OS trust store: {e}"))?;
+        for e in &loaded.errors {
+            warn!(error = %e, "could not read part of the OS trust store");
+        }
+        anchors.add_os_store(loaded.certs);
+        changed = true;
+    }
+    let file = match ca_file {
+        Some(path) if !anchors.covers(Some(path)) => match tokio::fs::read(path).await {
+            Ok(pem) => anchors.add_ca_file(path, &pem),
+            Err(e) => Err(format!("cannot read the CA file {}: {e}", path.display())),
+        }
+        .inspect(|()| changed = true),
+        _ => Ok(()),
+    };
+    if changed {
+        if anchors.len() == 0 {
+            warn!("no trusted CA certificates: no TLS proxy can be verified");
+        }
+        // rustls needs a process-wide crypto provider; ring is the one rsipstack links.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        ep.transport_layer.set_tls_config(TlsConfig {
+            ca_certs: Some(anchors.pem()),
+            ..Default::default()
+        });
+        info!(anchors = anchors.len(), "TLS trust anchors set");
+    }
+    file
 }
 
 fn proxy_addr(account: &Account) -> SipAddr {

@@ -1,6 +1,7 @@
 //! The user agent against a real Kamailio on loopback: registration (MD5 and SHA-256 digest,
-//! UDP/TCP/WS, wrong password), re-registration after a proxy restart, MESSAGE, and a call
-//! between two of our user agents through the proxy.
+//! UDP/TCP/WS/TLS, wrong password), re-registration after a proxy restart, MESSAGE, and a call
+//! between two of our user agents through the proxy; over TLS also an untrusted certificate and
+//! one for another name, which fail registration once with a reason.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use krypton_sip::digest::Credentials;
 use krypton_sip::{
     Account, Aor, EndReason, ProxyAddr, RegistrationPolicy, SipEvent, UaConfig, UserAgent,
 };
-use krypton_testkit::{DigestAlgorithm, Kamailio, KamailioConfig};
+use krypton_testkit::{DigestAlgorithm, Kamailio, KamailioConfig, KamailioTls, TestCa};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -25,12 +26,39 @@ fn kamailio(algorithm: DigestAlgorithm) -> Kamailio {
     .expect("start kamailio")
 }
 
+fn tls_kamailio(algorithm: DigestAlgorithm, tls: KamailioTls) -> Kamailio {
+    Kamailio::start_tls(
+        KamailioConfig {
+            users: vec![
+                ("alice".into(), "alice-pw".into()),
+                ("bob".into(), "bob-pw".into()),
+            ],
+            algorithm,
+            ..Default::default()
+        },
+        tls,
+    )
+    .expect("start kamailio with TLS")
+}
+
 fn account(k: &Kamailio, user: &str, password: &str, transport: &str) -> Account {
+    account_via(k, user, password, &k.proxy_uri(transport))
+}
+
+/// An account over TLS to `host` (the proxy is on 127.0.0.1) that trusts Kamailio's test CA.
+fn tls_account(k: &Kamailio, user: &str, host: &str) -> Account {
+    Account {
+        tls_ca: k.tls_ca().map(Into::into),
+        ..account_via(k, user, &format!("{user}-pw"), &k.proxy_uri_at(host, "tls"))
+    }
+}
+
+fn account_via(k: &Kamailio, user: &str, password: &str, proxy: &str) -> Account {
     Account {
         id: user.to_string(),
         aor: Aor::parse(&format!("sip:{user}@{}", k.domain())).unwrap(),
         display_name: None,
-        proxy: ProxyAddr::parse(&k.proxy_uri(transport)).unwrap(),
+        proxy: ProxyAddr::parse(proxy).unwrap(),
         credentials: Some(Credentials::new(user, password)),
         register: true,
         policy: RegistrationPolicy {
@@ -39,6 +67,7 @@ fn account(k: &Kamailio, user: &str, password: &str, transport: &str) -> Account
             backoff_max: Duration::from_secs(2),
             keepalive: Some(Duration::from_secs(1)),
         },
+        tls_ca: None,
     }
 }
 
@@ -289,4 +318,238 @@ async fn messages_and_a_call_between_two_user_agents() {
     })
     .await;
     assert_eq!(reason, EndReason::RemoteHangup);
+}
+
+#[tokio::test]
+async fn registers_over_tls_with_md5_and_sha256() {
+    for algorithm in [DigestAlgorithm::Md5, DigestAlgorithm::Sha256] {
+        let k = tls_kamailio(algorithm, KamailioTls::default());
+        // By address (the certificate's IP name) and by host name (SNI and a DNS name).
+        for host in ["127.0.0.1", "localhost"] {
+            let (ua, mut rx) = ua().await;
+            ua.add_account(tls_account(&k, "alice", host)).unwrap();
+            let expires = registered(&mut rx).await;
+            assert!(
+                expires > 0 && expires <= 300,
+                "{algorithm:?}/{host}: {expires}"
+            );
+            // The binding is a TLS flow: Contact with transport=tls, on Kamailio's TLS socket.
+            let bindings = k.bindings().expect("ul.dump");
+            let tls_socket = format!("tls:127.0.0.1:{}", k.tls_port.unwrap());
+            assert!(
+                bindings.contains("transport=tls") && bindings.contains(&tls_socket),
+                "{algorithm:?}/{host}: {bindings}"
+            );
+            // RFC 5626 as over TCP: our instance id and reg-id.
+            assert!(
+                bindings.contains("Instance: <urn:uuid:00000000-0000-4000-8000-000000000001>")
+                    && bindings.contains("Reg-Id: 1"),
+                "{bindings}"
+            );
+            ua.shutdown().await;
+            next(&mut rx, "unregistered", |e| {
+                matches!(e, SipEvent::Unregistered { .. }).then_some(())
+            })
+            .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn registers_again_over_a_new_tls_connection_after_the_proxy_restarts() {
+    let mut k = tls_kamailio(DigestAlgorithm::Md5, KamailioTls::default());
+    let (ua, mut rx) = ua().await;
+    ua.add_account(tls_account(&k, "alice", "127.0.0.1"))
+        .unwrap();
+    registered(&mut rx).await;
+    k.stop();
+    // The keep-alive notices the dead proxy; retries fail (connection refused) while it is down.
+    next(&mut rx, "registration_failed", |e| {
+        matches!(e, SipEvent::RegistrationFailed { .. }).then_some(())
+    })
+    .await;
+    k.restart().expect("restart kamailio");
+    // Refused connections (retried with backoff, capped at 2 s here) until it is back.
+    next(&mut rx, "registered", |e| match e {
+        SipEvent::Registered { .. } => Some(()),
+        SipEvent::RegistrationFailed {
+            retry_in, reason, ..
+        } => {
+            assert!(
+                retry_in.is_some(),
+                "gave up while the proxy was down: {reason}"
+            );
+            None
+        }
+        _ => None,
+    })
+    .await;
+    let bindings = k.bindings().expect("ul.dump");
+    assert!(bindings.contains("transport=tls"), "{bindings}");
+}
+
+#[tokio::test]
+async fn a_message_and_a_call_over_tls() {
+    let k = tls_kamailio(DigestAlgorithm::Sha256, KamailioTls::default());
+    let (alice, mut arx) = ua().await;
+    let (bob, mut brx) = ua().await;
+    alice
+        .add_account(tls_account(&k, "alice", "127.0.0.1"))
+        .unwrap();
+    bob.add_account(tls_account(&k, "bob", "localhost"))
+        .unwrap();
+    registered(&mut arx).await;
+    registered(&mut brx).await;
+
+    // MESSAGE alice → bob: proxy-authenticated on alice's TLS flow, delivered on bob's.
+    let id = alice
+        .message("alice", "bob", "text/plain", b"hello over TLS".to_vec())
+        .await
+        .unwrap();
+    let body = next(&mut brx, "message", |e| match e {
+        SipEvent::MessageReceived { body, .. } => Some(body.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(body, b"hello over TLS");
+    let status = next(&mut arx, "message result", |e| match e {
+        SipEvent::MessageResult { id: i, status, .. } if *i == id => Some(*status),
+        _ => None,
+    })
+    .await;
+    assert_eq!(status, Some(200));
+
+    // A call alice → bob, answered, then hung up by bob.
+    let offer = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n".to_vec();
+    let answer = b"v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n".to_vec();
+    let call = alice.call("alice", "bob", offer.clone()).await.unwrap();
+    let (bcall, got_offer) = next(&mut brx, "incoming", |e| match e {
+        SipEvent::Incoming { call, offer, .. } => Some((*call, offer.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got_offer.as_deref(), Some(offer.as_slice()));
+    bob.answer(bcall, answer.clone()).unwrap();
+    let sdp = next(&mut arx, "answered", |e| match e {
+        SipEvent::Answered { call: c, sdp } if *c == call => Some(sdp.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(sdp, answer);
+    next(&mut brx, "confirmed", |e| {
+        matches!(e, SipEvent::Confirmed { call } if *call == bcall).then_some(())
+    })
+    .await;
+    bob.hangup(bcall).unwrap();
+    let a_reason = next(&mut arx, "ended", |e| match e {
+        SipEvent::Ended { call: c, reason } if *c == call => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(a_reason, EndReason::RemoteHangup);
+    let b_reason = next(&mut brx, "ended", |e| match e {
+        SipEvent::Ended { call: c, reason } if *c == bcall => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(b_reason, EndReason::LocalHangup);
+
+    // Every request went over the flows that registered: rsipstack reused one TLS connection
+    // per user agent, and Kamailio reached bob on his.
+    let connections = k.kamcmd("tls.list").expect("tls.list");
+    assert_eq!(
+        connections.matches("state: established").count(),
+        2,
+        "{connections}"
+    );
+}
+
+/// The one `registration_failed` an account gets when the proxy's certificate is refused: no
+/// status (no SIP answer), no retry; nothing more follows.
+async fn refused_once(rx: &mut UnboundedReceiver<SipEvent>) -> String {
+    let (status, reason, retry) = next(rx, "registration_failed", |e| match e {
+        SipEvent::RegistrationFailed {
+            status,
+            reason,
+            retry_in,
+            ..
+        } => Some((*status, reason.clone(), *retry_in)),
+        SipEvent::Registered { .. } => panic!("registered with a proxy we must not trust"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(status, None, "{reason}");
+    assert_eq!(
+        retry, None,
+        "a certificate problem is not retried: {reason}"
+    );
+    // The test policy would retry after 0.5 s; nothing may come in three times that.
+    let more = tokio::time::timeout(Duration::from_millis(1500), async {
+        while let Some(e) = rx.recv().await {
+            if matches!(
+                e,
+                SipEvent::RegistrationFailed { .. } | SipEvent::Registered { .. }
+            ) {
+                return e;
+            }
+        }
+        std::future::pending().await
+    })
+    .await;
+    assert!(more.is_err(), "another registration event: {more:?}");
+    reason
+}
+
+#[tokio::test]
+async fn a_certificate_from_an_untrusted_ca_fails_registration_once_with_the_reason() {
+    let k = tls_kamailio(DigestAlgorithm::Md5, KamailioTls::default());
+    // Trust the OS store and another throwaway CA, not the one that issued Kamailio's certificate.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = TestCa::create(other.path(), "other").unwrap();
+    let (ua, mut rx) = ua().await;
+    ua.add_account(Account {
+        tls_ca: Some(other_ca.cert().to_path_buf()),
+        ..tls_account(&k, "alice", "127.0.0.1")
+    })
+    .unwrap();
+    let reason = refused_once(&mut rx).await;
+    assert!(
+        reason.starts_with("the proxy's TLS certificate is not trusted"),
+        "{reason}"
+    );
+    assert!(reason.contains("tls_ca"), "says what to do: {reason}");
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_fails_registration_once_with_the_reason() {
+    let k = tls_kamailio(
+        DigestAlgorithm::Md5,
+        KamailioTls {
+            server_names: vec!["sip.elsewhere.test".into()],
+        },
+    );
+    let (ua, mut rx) = ua().await;
+    ua.add_account(tls_account(&k, "alice", "127.0.0.1"))
+        .unwrap();
+    let reason = refused_once(&mut rx).await;
+    assert!(
+        reason.contains("not valid for '127.0.0.1'") && reason.contains("sip.elsewhere.test"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_ca_file_fails_registration_with_the_reason() {
+    let k = tls_kamailio(DigestAlgorithm::Md5, KamailioTls::default());
+    let (ua, mut rx) = ua().await;
+    ua.add_account(Account {
+        tls_ca: Some("/nonexistent/krypton-ca.pem".into()),
+        ..tls_account(&k, "alice", "127.0.0.1")
+    })
+    .unwrap();
+    let reason = refused_once(&mut rx).await;
+    assert!(
+        reason.contains("cannot read the CA file /nonexistent/krypton-ca.pem"),
+        "{reason}"
+    );
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::TestkitError;
 use crate::process::{Child, free_port};
+use crate::tls::TestCa;
 
 /// Digest algorithm of the registrar's challenges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,23 @@ impl Default for KamailioConfig {
     }
 }
 
+/// A TLS listener (RFC 3261 §26) for the test Kamailio. Its server certificate is issued at
+/// start by a throwaway CA ([`TestCa`]) in Kamailio's temp dir; clients trust that CA through
+/// [`Kamailio::tls_ca`] (e.g. `SSL_CERT_FILE`).
+#[derive(Debug, Clone)]
+pub struct KamailioTls {
+    /// Names the server certificate is valid for (subjectAltName): DNS names or IP literals.
+    pub server_names: Vec<String>,
+}
+
+impl Default for KamailioTls {
+    fn default() -> Self {
+        KamailioTls {
+            server_names: vec!["localhost".into(), "127.0.0.1".into()],
+        }
+    }
+}
+
 /// A running Kamailio on loopback; stopped when dropped.
 pub struct Kamailio {
     dir: tempfile::TempDir,
@@ -46,12 +64,28 @@ pub struct Kamailio {
     pub sip_port: u16,
     /// WebSocket port (ws://127.0.0.1:PORT/).
     pub ws_port: u16,
+    /// TLS port, if started with [`Kamailio::start_tls`].
+    pub tls_port: Option<u16>,
+    tls_ca: Option<TestCa>,
     child: Option<Child>,
 }
 
 impl Kamailio {
     /// Write the config and start Kamailio; returns once it answers an OPTIONS.
     pub fn start(config: KamailioConfig) -> Result<Kamailio, TestkitError> {
+        Self::start_with(config, None)
+    }
+
+    /// Like [`Kamailio::start`], with a TLS listener too: a CA and a server certificate for
+    /// `tls.server_names` are made first (`openssl`), and the `tls` module serves them.
+    pub fn start_tls(config: KamailioConfig, tls: KamailioTls) -> Result<Kamailio, TestkitError> {
+        Self::start_with(config, Some(tls))
+    }
+
+    fn start_with(
+        config: KamailioConfig,
+        tls: Option<KamailioTls>,
+    ) -> Result<Kamailio, TestkitError> {
         if Command::new("kamailio").arg("-v").output().is_err() {
             return Err(TestkitError::Missing("kamailio"));
         }
@@ -65,10 +99,37 @@ impl Kamailio {
         }
         std::fs::create_dir_all(dir.path().join("run"))?;
         std::fs::create_dir_all(dir.path().join("db"))?;
+        let (defines, tls_port, tls_ca) = match &tls {
+            Some(tls) => {
+                let mut port = free_port();
+                while port == sip_port || port == ws_port {
+                    port = free_port();
+                }
+                let ca = TestCa::create(&dir.path().join("tls"), "kamailio")?;
+                let (cert, key) = ca.issue_server("server", &tls.server_names)?;
+                // The tls module's own file: one server profile for every TLS listener; we ask
+                // for no client certificate.
+                std::fs::write(
+                    dir.path().join("tls.cfg"),
+                    format!(
+                        "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+                         require_certificate = no\nprivate_key = {}\ncertificate = {}\n\n\
+                         [client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+                         require_certificate = no\n",
+                        key.display(),
+                        cert.display()
+                    ),
+                )?;
+                ("#!define WITH_TLS", Some(port), Some(ca))
+            }
+            None => ("", None, None),
+        };
         let template = include_str!("../kamailio/kamailio.cfg");
         let cfg = template
+            .replace("%DEFINES%", defines)
             .replace("%SIP_PORT%", &sip_port.to_string())
             .replace("%WS_PORT%", &ws_port.to_string())
+            .replace("%TLS_PORT%", &tls_port.unwrap_or(0).to_string())
             .replace("%DIR%", &dir.path().display().to_string())
             .replace("%DOMAIN%", &config.domain)
             .replace(
@@ -101,20 +162,62 @@ impl Kamailio {
             config,
             sip_port,
             ws_port,
+            tls_port,
+            tls_ca,
             child: None,
         };
         k.restart()?;
         Ok(k)
     }
 
-    /// `sip:127.0.0.1:PORT;transport=T` for `transport` in udp, tcp, ws.
+    /// `sip:127.0.0.1:PORT;transport=T` for `transport` in udp, tcp, ws, tls (tls only after
+    /// [`Kamailio::start_tls`]).
     pub fn proxy_uri(&self, transport: &str) -> String {
-        let port = if transport == "ws" {
-            self.ws_port
-        } else {
-            self.sip_port
+        self.proxy_uri_at("127.0.0.1", transport)
+    }
+
+    /// Like [`Kamailio::proxy_uri`] with another host for the same loopback proxy, e.g.
+    /// `localhost` (a TLS client then checks the certificate for that name).
+    pub fn proxy_uri_at(&self, host: &str, transport: &str) -> String {
+        let port = match transport {
+            "ws" => self.ws_port,
+            "tls" => self
+                .tls_port
+                .expect("Kamailio::proxy_uri(\"tls\") needs Kamailio::start_tls"),
+            _ => self.sip_port,
         };
-        format!("sip:127.0.0.1:{port};transport={transport}")
+        format!("sip:{host}:{port};transport={transport}")
+    }
+
+    /// The registrar's bindings as `kamcmd ul.dump` prints them (contacts, sockets, flags).
+    pub fn bindings(&self) -> Result<String, TestkitError> {
+        self.kamcmd("ul.dump")
+    }
+
+    /// Run an RPC command on the control socket (`kamcmd -s … CMD`, e.g. `tls.list`) and return
+    /// what it prints.
+    pub fn kamcmd(&self, cmd: &str) -> Result<String, TestkitError> {
+        let out = Command::new("kamcmd")
+            .arg("-s")
+            .arg(format!(
+                "unix:{}",
+                self.dir.path().join("run/kamailio_ctl").display()
+            ))
+            .arg(cmd)
+            .output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "kamcmd {cmd} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+            .into());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The CA certificate (PEM file) that issued the TLS listener's certificate.
+    pub fn tls_ca(&self) -> Option<&Path> {
+        self.tls_ca.as_ref().map(TestCa::cert)
     }
 
     /// The SIP domain.

@@ -10,13 +10,15 @@ mod kamailio;
 mod linphone;
 mod phone;
 mod process;
+mod tls;
 
 pub use audio::{PesqMode, PesqScore, SPEECH_TEXT, SpeechSet, pesq, pesq_python, speech_wav};
 pub use baresip::{Baresip, BaresipConfig};
-pub use kamailio::{DigestAlgorithm, Kamailio, KamailioConfig};
+pub use kamailio::{DigestAlgorithm, Kamailio, KamailioConfig, KamailioTls};
 pub use linphone::{Linphone, LinphoneConfig};
 pub use phone::KryptonPhone;
 pub use process::{Child, free_port, free_udp_port_pair};
+pub use tls::TestCa;
 
 /// Errors while starting a peer.
 #[derive(Debug, thiserror::Error)]

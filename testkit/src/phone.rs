@@ -22,6 +22,16 @@ pub struct KryptonPhone {
 impl KryptonPhone {
     /// Start `bin phone ARGS…` with `data_dir` as `--data-dir`; stderr goes to `data_dir/phone.log`.
     pub fn start(bin: &Path, data_dir: &Path, args: &[&str]) -> Result<Self, TestkitError> {
+        Self::start_with_env(bin, data_dir, args, &[])
+    }
+
+    /// Like [`KryptonPhone::start`], with extra environment variables (e.g. `SSL_CERT_FILE`).
+    pub fn start_with_env(
+        bin: &Path,
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Result<Self, TestkitError> {
         std::fs::create_dir_all(data_dir)?;
         let log = data_dir.join("phone.log");
         let err = std::fs::File::options()
@@ -37,6 +47,7 @@ impl KryptonPhone {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(err)
