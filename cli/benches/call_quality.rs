@@ -1,7 +1,9 @@
 //! Voice quality of real calls through a loopback Kamailio, scored with PESQ (ITU-T P.862):
 //!
-//! 1. with 0 % and 5 % random loss on the RTP ports (an iptables `statistic` rule; no netem on
-//!    this kernel), krypton ↔ baresip in both directions next to baresip → baresip, Opus with
+//! 1. with 0 % and 5 % random loss on the RTP ports (an iptables `statistic` rule on INPUT; no
+//!    netem on this kernel — and not on OUTPUT: a packet dropped there makes the sender's
+//!    `sendto` fail with EPERM, which no real network does, and baresip then does not advance its
+//!    RTP timestamp, so its clock appears to slow down by a frame per loss), krypton ↔ baresip in both directions next to baresip → baresip, Opus with
 //!    in-band FEC on every side, and PCMU;
 //! 2. how many concurrent calls one `krypton phone` holds: one phone calls another N times at
 //!    once, both play speech, the callee records every call; each call is scored.
@@ -117,8 +119,8 @@ fn loss(percent: u32) -> bool {
     let _ = Command::new("iptables")
         .args([
             "-D",
-            "OUTPUT",
-            "-o",
+            "INPUT",
+            "-i",
             "lo",
             "-p",
             "udp",
@@ -159,8 +161,8 @@ fn loss(percent: u32) -> bool {
         ])
         && ok(&[
             "-I",
-            "OUTPUT",
-            "-o",
+            "INPUT",
+            "-i",
             "lo",
             "-p",
             "udp",
