@@ -1,6 +1,7 @@
 //! What one call's media path costs, without devices or sockets: per 20 ms frame, encode →
 //! RTP packetize → RTP receive → jitter buffer → decode, for Opus (32 kbit/s, in-band FEC,
-//! complexity 9) and PCMU. Also the delay the jitter buffer adds on a clean path.
+//! complexity 9) and PCMU. Also the delay the jitter buffer adds on a clean path, and what one
+//! concealed G.711 frame costs (Appendix I: pitch search on the first lost frame of a loss).
 //!
 //! Run with `cargo bench -p krypton-media --bench media_path`. Figures are medians of several
 //! passes over 30 s of audio; "share of a core" = CPU time per frame / 20 ms, so 1 / share is how
@@ -69,6 +70,40 @@ fn pass(kind: CodecKind) -> Duration {
     start.elapsed() / FRAMES as u32
 }
 
+/// CPU time of one concealed PCMU frame (`Decoder::conceal`), for the first frame of a loss
+/// (pitch search, two repeat lengths) and for the second and third (one more period each, then
+/// the fade), over FRAMES frames of signal with a burst of three losses every ten frames.
+fn g711_conceal_cost() -> (Duration, Duration) {
+    let kind = CodecKind::Pcmu;
+    let samples = codec::frame_samples(kind);
+    let pcm = signal(kind.pcm_rate(), samples * FRAMES);
+    let mut enc = codec::new_encoder(kind, &OpusSettings::default()).expect("encoder");
+    let mut dec = codec::new_decoder(kind).expect("decoder");
+    let mut payload = Vec::with_capacity(samples);
+    let mut out = Vec::with_capacity(samples);
+    let (mut first, mut later) = (Vec::new(), Vec::new());
+    for (f, frame) in pcm.chunks(samples).enumerate() {
+        out.clear();
+        let loss = f % 10;
+        if (7..10).contains(&loss) {
+            let start = Instant::now();
+            dec.conceal(&mut out);
+            let took = start.elapsed();
+            if loss == 7 { &mut first } else { &mut later }.push(took);
+        } else {
+            payload.clear();
+            enc.encode(frame, &mut payload).expect("encode");
+            dec.decode(&payload, &mut out).expect("decode");
+        }
+        black_box(&out);
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    (median(&mut first), median(&mut later))
+}
+
 /// The playout delay the buffer settles at on a clean path, for a few arrival phases.
 fn clean_path_delay() -> Vec<f64> {
     [1u64, 7, 13, 19]
@@ -111,6 +146,16 @@ fn main() {
             times[4].as_secs_f64() * 1e6,
         );
     }
+    let (mut first, mut later): (Vec<Duration>, Vec<Duration>) =
+        (0..5).map(|_| g711_conceal_cost()).unzip();
+    first.sort();
+    later.sort();
+    println!(
+        "PCMU   concealed frame (G.711 App. I): first of a loss {:.2} µs, 2nd/3rd {:.2} µs  (medians; 5 passes × {} losses of 3 frames)",
+        first[2].as_secs_f64() * 1e6,
+        later[2].as_secs_f64() * 1e6,
+        FRAMES / 10,
+    );
     let delays = clean_path_delay();
     println!(
         "jitter buffer delay on a clean path (arrival → playout, by playout phase 1/7/13/19 ms): {}",

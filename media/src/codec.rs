@@ -4,12 +4,16 @@
 //! call. Encoders and decoders *append* to the output vector; callers clear it between frames.
 //!
 //! G.711 is implemented here (ITU-T G.711, the classic segment/quantisation bit manipulation).
+//! Its decoder conceals lost packets with [`crate::plc::G711Plc`] (G.711 Appendix I), which
+//! delays all G.711 output by [`crate::plc::DELAY_SAMPLES`] (3.75 ms).
 //! Opus uses the bundled libopus through the `opus` crate. Decoders treat the payload as hostile:
 //! garbage gives [`CodecError`], never a panic.
 
 use std::fmt;
 
 use tracing::debug;
+
+use crate::plc::G711Plc;
 
 /// Packet duration of every frame we send and expect, in milliseconds.
 pub const FRAME_MS: u32 = 20;
@@ -18,8 +22,6 @@ pub const FRAME_MS: u32 = 20;
 const OPUS_MAX_FRAME: usize = 5760;
 /// Largest Opus packet we ever produce (RFC 6716 §3.4: at most 1275 bytes per frame).
 const OPUS_MAX_PACKET: usize = 1500;
-/// Consecutive G.711 concealment frames after which we output silence.
-const G711_MAX_CONCEAL: u32 = 3;
 
 /// Errors from encoding or decoding audio.
 #[derive(Debug, thiserror::Error)]
@@ -169,8 +171,7 @@ pub fn new_decoder(kind: CodecKind) -> Result<Box<dyn Decoder>, CodecError> {
     Ok(match kind {
         CodecKind::Pcmu | CodecKind::Pcma => Box::new(G711Decoder {
             kind,
-            last: Vec::new(),
-            losses: 0,
+            plc: G711Plc::new(),
         }),
         CodecKind::Opus => Box::new(OpusDecoder::new()?),
     })
@@ -286,10 +287,9 @@ impl Encoder for G711Encoder {
 
 struct G711Decoder {
     kind: CodecKind,
-    /// The last frame decoded from a real packet, repeated (attenuated) to conceal losses.
-    last: Vec<i16>,
-    /// Consecutive concealed frames.
-    losses: u32,
+    /// Sees every frame; synthesises lost ones from the pitch of the history (Appendix I). It
+    /// delays the output by 3.75 ms, so a loss can start with a cross-fade (see [`crate::plc`]).
+    plc: G711Plc,
 }
 
 impl Decoder for G711Decoder {
@@ -306,27 +306,18 @@ impl Decoder for G711Decoder {
         } else {
             alaw_to_linear
         };
-        self.last.clear();
-        self.last.extend(payload.iter().map(|&c| f(c)));
-        out.extend_from_slice(&self.last);
-        self.losses = 0;
+        let start = out.len();
+        out.extend(payload.iter().map(|&c| f(c)));
+        self.plc.good_frame(&mut out[start..]);
         Ok(())
     }
 
-    /// Repeats the last frame, −6 dB per consecutive loss, silence after three.
+    /// One 20 ms frame of G.711 Appendix I concealment: the last pitch period(s) repeated,
+    /// full level for 10 ms, then −20 % per 10 ms, silent from 60 ms (three frames) on.
     fn conceal(&mut self, out: &mut Vec<i16>) {
-        self.losses = self.losses.saturating_add(1);
-        let len = if self.last.is_empty() {
-            frame_samples(self.kind)
-        } else {
-            self.last.len()
-        };
-        if self.losses > G711_MAX_CONCEAL || self.last.is_empty() {
-            out.extend(std::iter::repeat_n(0, len));
-        } else {
-            let shift = self.losses; // 1..=3
-            out.extend(self.last.iter().map(|&s| s >> shift));
-        }
+        let start = out.len();
+        out.resize(start + frame_samples(self.kind), 0);
+        self.plc.lost_frame(&mut out[start..]);
     }
 }
 
@@ -558,51 +549,73 @@ mod tests {
                 payload.clear();
                 enc.encode(frame, &mut payload).unwrap();
                 assert_eq!(payload.len(), 160);
+                let before = decoded.len();
                 dec.decode(&payload, &mut decoded).unwrap();
+                assert_eq!(decoded.len() - before, 160);
             }
-            let snr = snr_db(&pcm, &decoded);
+            // The concealment's look-ahead delays everything by a constant 3.75 ms.
+            let d = crate::plc::DELAY_SAMPLES;
+            assert!(decoded[..d].iter().all(|&s| s == 0));
+            let snr = snr_db(&pcm[..pcm.len() - d], &decoded[d..]);
             assert!(snr > 30.0, "{kind}: SNR {snr:.1} dB");
         }
     }
 
+    /// The decoder conceals with G.711 Appendix I (the algorithm is tested in `plc`): one frame
+    /// per call, silence before anything was heard, the pitch continued at full level for the
+    /// first 10 ms instead of −6 dB, fading until silent after three frames, and a real packet
+    /// ends the loss.
     #[test]
-    fn g711_concealment_fades_to_silence() {
-        let mut dec = new_decoder(CodecKind::Pcmu).unwrap();
-        let mut out = Vec::new();
-        dec.conceal(&mut out);
-        assert_eq!(out, vec![0; 160], "nothing heard yet: silence");
+    fn g711_concealment_continues_the_signal_and_fades_to_silence() {
+        for kind in [CodecKind::Pcmu, CodecKind::Pcma] {
+            let mut dec = new_decoder(kind).unwrap();
+            let mut out = Vec::new();
+            dec.conceal(&mut out);
+            assert_eq!(out, vec![0; 160], "nothing heard yet: silence");
 
-        let pcm = sine(500.0, 8000, 8000.0, 160);
-        let mut payload = Vec::new();
-        new_encoder(CodecKind::Pcmu, &OpusSettings::default())
-            .unwrap()
-            .encode(&pcm, &mut payload)
-            .unwrap();
-        let mut good = Vec::new();
-        dec.decode(&payload, &mut good).unwrap();
-        let e0 = energy(&good);
-        let mut energies = Vec::new();
-        for _ in 0..4 {
+            let mut enc = new_encoder(kind, &OpusSettings::default()).unwrap();
+            let pcm = sine(200.0, 8000, 8000.0, 160 * 6); // a 5 ms period
+            let mut payload = Vec::new();
+            for frame in pcm.chunks(160) {
+                payload.clear();
+                enc.encode(frame, &mut payload).unwrap();
+                out.clear();
+                dec.decode(&payload, &mut out).unwrap();
+            }
+            let e0 = energy(&out);
+            let concealed: Vec<Vec<i16>> = (0..5)
+                .map(|_| {
+                    let mut frame = Vec::new();
+                    dec.conceal(&mut frame);
+                    assert_eq!(frame.len(), 160);
+                    frame
+                })
+                .collect();
+            let energies: Vec<f64> = concealed.iter().map(|f| energy(f)).collect();
+            // 3.75 ms of real signal and 10 ms at full level, then 6.25 ms fading to 0.875.
+            let db = 10.0 * (energies[0] / e0).log10();
+            assert!(db > -1.0, "{kind}: first lost frame at {db:.2} dB");
+            assert!(
+                energies[0] > energies[1] && energies[1] > energies[2] && energies[2] > 0.0,
+                "{kind}: {energies:?}"
+            );
+            // Silent after three frames (60 ms); the output is 3.75 ms late, so the fade's last
+            // samples open the fourth frame.
+            let d = crate::plc::DELAY_SAMPLES;
+            assert!(energies[3] < e0 / 1000.0, "{kind}: {energies:?}");
+            assert!(concealed[3][d..].iter().all(|&s| s == 0), "{kind}");
+            assert_eq!(concealed[4], vec![0; 160], "{kind}");
+            // A real packet ends the loss: the next loss starts at full level again.
+            for _ in 0..2 {
+                out.clear();
+                dec.decode(&payload, &mut out).unwrap();
+                assert_eq!(out.len(), 160);
+            }
             out.clear();
             dec.conceal(&mut out);
-            assert_eq!(out.len(), 160);
-            energies.push(energy(&out));
+            let db = 10.0 * (energy(&out) / e0).log10();
+            assert!(db > -1.0, "{kind}: after recovery {db:.2} dB");
         }
-        for (i, e) in energies[..3].iter().enumerate() {
-            let db = 10.0 * (e / e0).log10();
-            let want = -6.02 * (i as f64 + 1.0);
-            assert!(
-                (db - want).abs() < 0.5,
-                "loss {i}: {db:.2} dB, want {want:.2}"
-            );
-        }
-        assert_eq!(energies[3], 0.0, "silence after three losses");
-        // A real packet resets the loss run.
-        out.clear();
-        dec.decode(&payload, &mut out).unwrap();
-        out.clear();
-        dec.conceal(&mut out);
-        assert!(energy(&out) > e0 / 5.0);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod device;
 pub mod dtmf;
 pub mod engine;
 pub mod jitter;
+pub mod plc;
 pub mod rtp;
 pub mod sdp;
 pub mod srtp;
