@@ -3,7 +3,9 @@
 //! [`list_devices`] lists what can be chosen; [`AudioDevices::open`] opens the chosen (or
 //! default) input and output at their native rate, sample format and channel count, and
 //! [`AudioDevices::endpoints`] hands out the [`AudioSource`]/[`AudioSink`] pair that a call's
-//! media task reads and writes (20 ms mono frames at the codec's rate).
+//! media task reads and writes (20 ms mono frames at the codec's rate). A direction can stay
+//! closed ([`DeviceOptions::open_input`], e.g. while a file is the microphone), and
+//! [`resolve_device`] checks a choice without opening anything.
 //!
 //! ```text
 //!  mic ─ cpal callback ─ downmix ─▶ ring ─▶ DeviceSource: resample ─ [AEC] ─ resample ─▶ encoder
@@ -56,6 +58,9 @@ use tracing::{debug, warn};
 
 use crate::engine::{AudioSink, AudioSource};
 
+/// Whether this build has echo cancellation (the cargo feature `aec`, on by default).
+pub const ECHO_CANCELLATION_BUILT: bool = cfg!(feature = "aec");
+
 /// The rate the echo canceller runs at (and the render reference is kept at).
 pub const AEC_RATE: u32 = 48_000;
 
@@ -88,7 +93,7 @@ pub enum DeviceError {
     NoOutput,
     /// The chosen device is not (or no longer) there.
     #[error(
-        "audio device \"{id}\" not found: it may have been unplugged; choose another one in Settings (`krypton devices` lists them)"
+        "audio device \"{id}\" not found: it may have been unplugged; choose another one in Settings (the `devices` command of `krypton phone` lists them)"
     )]
     NotFound {
         /// What was asked for.
@@ -171,20 +176,73 @@ pub struct DeviceOptions {
     pub input: Option<String>,
     /// Output device, likewise.
     pub output: Option<String>,
-    /// Cancel the speaker's echo from the microphone (only with the cargo feature `aec`; without
-    /// it this is ignored).
+    /// Open the input device. `false` needs no microphone at all (e.g. a file is the
+    /// microphone): the sources handed out are silent until [`AudioDevices::switch_input`]
+    /// opens one.
+    pub open_input: bool,
+    /// Open the output device; `false` likewise: the sinks handed out play nowhere until
+    /// [`AudioDevices::switch_output`] opens one.
+    pub open_output: bool,
+    /// Cancel the speaker's echo from the microphone (only with the cargo feature `aec`, and
+    /// only while both devices are open; otherwise this is ignored).
     pub echo_cancellation: bool,
 }
 
-// Derivable only without the `aec` feature.
-#[allow(clippy::derivable_impls)]
 impl Default for DeviceOptions {
     fn default() -> Self {
         Self {
             input: None,
             output: None,
+            open_input: true,
+            open_output: true,
             echo_cancellation: cfg!(feature = "aec"),
         }
+    }
+}
+
+/// The two directions of sound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    /// A microphone (or the monitor of an output).
+    Input,
+    /// A speaker or headset.
+    Output,
+}
+
+impl DeviceKind {
+    /// `"input"` or `"output"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Input => "input",
+            DeviceKind::Output => "output",
+        }
+    }
+
+    fn supports(self, d: &cpal::Device) -> bool {
+        match self {
+            DeviceKind::Input => d.supports_input(),
+            DeviceKind::Output => d.supports_output(),
+        }
+    }
+
+    fn default_device(self, host: &cpal::Host) -> Option<cpal::Device> {
+        match self {
+            DeviceKind::Input => host.default_input_device(),
+            DeviceKind::Output => host.default_output_device(),
+        }
+    }
+
+    fn default_config(self, d: &cpal::Device) -> Result<cpal::SupportedStreamConfig, cpal::Error> {
+        match self {
+            DeviceKind::Input => d.default_input_config(),
+            DeviceKind::Output => d.default_output_config(),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -275,13 +333,11 @@ fn map_error(err: &cpal::Error, device: &str, ctx: HostContext) -> DeviceError {
 }
 
 /// The error for "no device of this direction".
-fn no_device(input: bool, ctx: HostContext) -> DeviceError {
-    if ctx.server_expected {
-        DeviceError::ServerNotRunning
-    } else if input {
-        DeviceError::NoInput
-    } else {
-        DeviceError::NoOutput
+fn no_device(kind: DeviceKind, ctx: HostContext) -> DeviceError {
+    match kind {
+        _ if ctx.server_expected => DeviceError::ServerNotRunning,
+        DeviceKind::Input => DeviceError::NoInput,
+        DeviceKind::Output => DeviceError::NoOutput,
     }
 }
 
@@ -332,30 +388,37 @@ pub fn list_devices() -> Result<DeviceList, DeviceError> {
     Ok(list)
 }
 
+/// The device [`AudioDevices::open`] (or a switch) would use for `id` (`None`: the system
+/// default), without opening it (blocking: it asks the sound server). `id` may be a full id
+/// (`"pulseaudio:sinkA"`), an id without its host (`"sinkA"`) or a name.
+pub fn resolve_device(kind: DeviceKind, id: Option<&str>) -> Result<DeviceInfo, DeviceError> {
+    let host = cpal::default_host();
+    let ctx = HostContext {
+        chosen: id.is_some(),
+        ..HostContext::of(&host)
+    };
+    let device = pick_device(&host, id, kind, ctx)?;
+    let default = kind.default_device(&host).and_then(|d| device_id(&d));
+    Ok(info(&device, default.as_deref()))
+}
+
 /// Finds a device by full id (`"pulseaudio:nullsink"`), host-less id (`"nullsink"`) or name.
 fn find_device(
     host: &cpal::Host,
     want: &str,
-    input: bool,
+    kind: DeviceKind,
     ctx: HostContext,
 ) -> Result<cpal::Device, DeviceError> {
-    let fits = |d: &cpal::Device| {
-        if input {
-            d.supports_input()
-        } else {
-            d.supports_output()
-        }
-    };
     if let Ok(id) = cpal::DeviceId::from_str(want) {
         if id.host() != host.id() {
             if let Ok(other) = cpal::host_from_id(id.host())
                 && let Some(d) = other.device_by_id(&id)
-                && fits(&d)
+                && kind.supports(&d)
             {
                 return Ok(d);
             }
         } else if let Some(d) = host.device_by_id(&id)
-            && fits(&d)
+            && kind.supports(&d)
         {
             return Ok(d);
         }
@@ -363,7 +426,7 @@ fn find_device(
     let devices = host.devices().map_err(|e| map_error(&e, want, ctx))?;
     for d in devices {
         let bare = d.id().ok().map(|id| id.id().to_owned());
-        if (bare.as_deref() == Some(want) || device_name(&d) == want) && fits(&d) {
+        if (bare.as_deref() == Some(want) || device_name(&d) == want) && kind.supports(&d) {
             return Ok(d);
         }
     }
@@ -375,19 +438,14 @@ fn find_device(
 fn pick_device(
     host: &cpal::Host,
     want: Option<&str>,
-    input: bool,
+    kind: DeviceKind,
     ctx: HostContext,
 ) -> Result<cpal::Device, DeviceError> {
     match want {
-        Some(w) => find_device(host, w, input, ctx),
-        None => {
-            let d = if input {
-                host.default_input_device()
-            } else {
-                host.default_output_device()
-            };
-            d.ok_or_else(|| no_device(input, ctx))
-        }
+        Some(w) => find_device(host, w, kind, ctx),
+        None => kind
+            .default_device(host)
+            .ok_or_else(|| no_device(kind, ctx)),
     }
 }
 
@@ -578,50 +636,39 @@ fn ring_len(rate: u32) -> usize {
     (rate as usize * RING_MS as usize / 1000).max(1024)
 }
 
-fn open_input(
-    host: &cpal::Host,
-    want: Option<&str>,
-    port: &Port<CaptureEnd>,
-    counters: &Arc<Counters>,
-) -> Result<OpenStream, DeviceError> {
-    let ctx = HostContext {
-        chosen: want.is_some(),
-        ..HostContext::of(host)
-    };
-    let device = pick_device(host, want, true, ctx)?;
-    let default = host.default_input_device().and_then(|d| device_id(&d));
-    let info = info(&device, default.as_deref());
-    let supported = device
-        .default_input_config()
-        .map_err(|e| map_error(&e, &info.id, ctx))?;
-    let rate = supported.sample_rate();
-    let format = supported.sample_format();
-    let mut config = supported.config();
-    config.buffer_size = buffer_size(supported.buffer_size(), rate);
-    let (stream, end) = match build_input(&device, config, format, counters, rate) {
-        Err(e) if config.buffer_size != cpal::BufferSize::Default => {
-            debug!(device = %info.id, error = %e, "input: fixed buffer refused, using the default");
-            config.buffer_size = cpal::BufferSize::Default;
-            build_input(&device, config, format, counters, rate)
-        }
-        other => other,
-    }
-    .map_err(|e| map_error(&e, &info.id, ctx))?;
-    stream.play().map_err(|e| map_error(&e, &info.id, ctx))?;
-    // Only a running stream replaces the old one (a new record stream can take a while to
-    // deliver its first block; until then the source keeps reading the old one).
-    port.publish(end);
-    debug!(device = %info.id, rate, channels = config.channels, ?format, "input stream open");
-    Ok(OpenStream { stream, info })
+/// What differs between opening the microphone and opening the speaker: the ring end handed
+/// to the source or sink, where it is published, and the realtime callback. Everything else
+/// ([`open_stream`]) is the same for both.
+trait Flow {
+    /// The end of the ring that the source or sink takes over.
+    type End: Send + 'static;
+    /// Which direction this is.
+    const KIND: DeviceKind;
+    /// Where new ends of this direction are published.
+    fn port(shared: &Shared) -> &Port<Self::End>;
+    /// Builds a stream of sample type `T` with a fresh ring.
+    fn build<T>(
+        device: &cpal::Device,
+        config: cpal::StreamConfig,
+        counters: &Arc<Counters>,
+        rate: u32,
+    ) -> Result<(cpal::Stream, Self::End), cpal::Error>
+    where
+        T: SizedSample + FromSample<f32>,
+        f32: FromSample<T>;
 }
 
-fn build_input(
-    device: &cpal::Device,
-    config: cpal::StreamConfig,
-    format: SampleFormat,
-    counters: &Arc<Counters>,
-    rate: u32,
-) -> Result<(cpal::Stream, CaptureEnd), cpal::Error> {
+/// The microphone direction.
+struct Capture;
+
+impl Flow for Capture {
+    type End = CaptureEnd;
+    const KIND: DeviceKind = DeviceKind::Input;
+
+    fn port(shared: &Shared) -> &Port<CaptureEnd> {
+        &shared.capture
+    }
+
     fn build<T>(
         device: &cpal::Device,
         config: cpal::StreamConfig,
@@ -629,7 +676,7 @@ fn build_input(
         rate: u32,
     ) -> Result<(cpal::Stream, CaptureEnd), cpal::Error>
     where
-        T: SizedSample,
+        T: SizedSample + FromSample<f32>,
         f32: FromSample<T>,
     {
         let (mut producer, consumer) = RingBuffer::<f32>::new(ring_len(rate));
@@ -639,77 +686,28 @@ fn build_input(
         let stream = device.build_input_stream::<T, _, _>(
             config,
             move |data: &[T], _| capture_callback(data, channels, &mut producer, &c),
-            move |err| stream_error(&e, &err, "input"),
+            move |err| stream_error(&e, &err, DeviceKind::Input),
             None,
         )?;
-        Ok((
-            stream,
-            CaptureEnd {
-                ring: consumer,
-                rate,
-            },
-        ))
-    }
-    match format {
-        SampleFormat::I8 => build::<i8>(device, config, counters, rate),
-        SampleFormat::I16 => build::<i16>(device, config, counters, rate),
-        SampleFormat::I32 => build::<i32>(device, config, counters, rate),
-        SampleFormat::U8 => build::<u8>(device, config, counters, rate),
-        SampleFormat::U16 => build::<u16>(device, config, counters, rate),
-        SampleFormat::U32 => build::<u32>(device, config, counters, rate),
-        SampleFormat::F32 => build::<f32>(device, config, counters, rate),
-        SampleFormat::F64 => build::<f64>(device, config, counters, rate),
-        other => Err(cpal::Error::with_message(
-            cpal::ErrorKind::UnsupportedConfig,
-            format!("sample format {other:?}"),
-        )),
+        let end = CaptureEnd {
+            ring: consumer,
+            rate,
+        };
+        Ok((stream, end))
     }
 }
 
-fn open_output(
-    host: &cpal::Host,
-    want: Option<&str>,
-    port: &Port<PlaybackEnd>,
-    counters: &Arc<Counters>,
-) -> Result<OpenStream, DeviceError> {
-    let ctx = HostContext {
-        chosen: want.is_some(),
-        ..HostContext::of(host)
-    };
-    let device = pick_device(host, want, false, ctx)?;
-    let default = host.default_output_device().and_then(|d| device_id(&d));
-    let info = info(&device, default.as_deref());
-    let supported = device
-        .default_output_config()
-        .map_err(|e| map_error(&e, &info.id, ctx))?;
-    let rate = supported.sample_rate();
-    let format = supported.sample_format();
-    let mut config = supported.config();
-    config.buffer_size = buffer_size(supported.buffer_size(), rate);
-    let (stream, end) = match build_output(&device, config, format, counters, rate) {
-        Err(e) if config.buffer_size != cpal::BufferSize::Default => {
-            debug!(device = %info.id, error = %e, "output: fixed buffer refused, using the default");
-            config.buffer_size = cpal::BufferSize::Default;
-            build_output(&device, config, format, counters, rate)
-        }
-        other => other,
-    }
-    .map_err(|e| map_error(&e, &info.id, ctx))?;
-    stream.play().map_err(|e| map_error(&e, &info.id, ctx))?;
-    // Only a running stream replaces the old one (a new record stream can take a while to
-    // deliver its first block; until then the source keeps reading the old one).
-    port.publish(end);
-    debug!(device = %info.id, rate, channels = config.channels, ?format, "output stream open");
-    Ok(OpenStream { stream, info })
-}
+/// The speaker direction.
+struct Playback;
 
-fn build_output(
-    device: &cpal::Device,
-    config: cpal::StreamConfig,
-    format: SampleFormat,
-    counters: &Arc<Counters>,
-    rate: u32,
-) -> Result<(cpal::Stream, PlaybackEnd), cpal::Error> {
+impl Flow for Playback {
+    type End = PlaybackEnd;
+    const KIND: DeviceKind = DeviceKind::Output;
+
+    fn port(shared: &Shared) -> &Port<PlaybackEnd> {
+        &shared.playback
+    }
+
     fn build<T>(
         device: &cpal::Device,
         config: cpal::StreamConfig,
@@ -718,6 +716,7 @@ fn build_output(
     ) -> Result<(cpal::Stream, PlaybackEnd), cpal::Error>
     where
         T: SizedSample + FromSample<f32>,
+        f32: FromSample<T>,
     {
         let (producer, mut consumer) = RingBuffer::<f32>::new(ring_len(rate));
         let channels = usize::from(config.channels);
@@ -732,26 +731,34 @@ fn build_output(
             move |data: &mut [T], _| {
                 playback_callback(data, channels, &mut consumer, &mut state, &c)
             },
-            move |err| stream_error(&e, &err, "output"),
+            move |err| stream_error(&e, &err, DeviceKind::Output),
             None,
         )?;
-        Ok((
-            stream,
-            PlaybackEnd {
-                ring: producer,
-                rate,
-            },
-        ))
+        let end = PlaybackEnd {
+            ring: producer,
+            rate,
+        };
+        Ok((stream, end))
     }
+}
+
+/// Builds a stream of direction `F` in the device's own sample format.
+fn build_stream<F: Flow>(
+    device: &cpal::Device,
+    config: cpal::StreamConfig,
+    format: SampleFormat,
+    counters: &Arc<Counters>,
+    rate: u32,
+) -> Result<(cpal::Stream, F::End), cpal::Error> {
     match format {
-        SampleFormat::I8 => build::<i8>(device, config, counters, rate),
-        SampleFormat::I16 => build::<i16>(device, config, counters, rate),
-        SampleFormat::I32 => build::<i32>(device, config, counters, rate),
-        SampleFormat::U8 => build::<u8>(device, config, counters, rate),
-        SampleFormat::U16 => build::<u16>(device, config, counters, rate),
-        SampleFormat::U32 => build::<u32>(device, config, counters, rate),
-        SampleFormat::F32 => build::<f32>(device, config, counters, rate),
-        SampleFormat::F64 => build::<f64>(device, config, counters, rate),
+        SampleFormat::I8 => F::build::<i8>(device, config, counters, rate),
+        SampleFormat::I16 => F::build::<i16>(device, config, counters, rate),
+        SampleFormat::I32 => F::build::<i32>(device, config, counters, rate),
+        SampleFormat::U8 => F::build::<u8>(device, config, counters, rate),
+        SampleFormat::U16 => F::build::<u16>(device, config, counters, rate),
+        SampleFormat::U32 => F::build::<u32>(device, config, counters, rate),
+        SampleFormat::F32 => F::build::<f32>(device, config, counters, rate),
+        SampleFormat::F64 => F::build::<f64>(device, config, counters, rate),
         other => Err(cpal::Error::with_message(
             cpal::ErrorKind::UnsupportedConfig,
             format!("sample format {other:?}"),
@@ -759,11 +766,52 @@ fn build_output(
     }
 }
 
+/// Opens the device `want` (`None`: the default) of direction `F` at its native rate, format
+/// and channels with a 10 ms buffer (the backend's default if it refuses that), starts it and
+/// publishes its ring end.
+fn open_stream<F: Flow>(
+    host: &cpal::Host,
+    want: Option<&str>,
+    shared: &Shared,
+) -> Result<OpenStream, DeviceError> {
+    let kind = F::KIND;
+    let ctx = HostContext {
+        chosen: want.is_some(),
+        ..HostContext::of(host)
+    };
+    let device = pick_device(host, want, kind, ctx)?;
+    let default = kind.default_device(host).and_then(|d| device_id(&d));
+    let info = info(&device, default.as_deref());
+    let supported = kind
+        .default_config(&device)
+        .map_err(|e| map_error(&e, &info.id, ctx))?;
+    let rate = supported.sample_rate();
+    let format = supported.sample_format();
+    let mut config = supported.config();
+    config.buffer_size = buffer_size(supported.buffer_size(), rate);
+    let counters = &shared.counters;
+    let (stream, end) = match build_stream::<F>(&device, config, format, counters, rate) {
+        Err(e) if config.buffer_size != cpal::BufferSize::Default => {
+            debug!(%kind, device = %info.id, error = %e, "fixed buffer refused, using the default");
+            config.buffer_size = cpal::BufferSize::Default;
+            build_stream::<F>(&device, config, format, counters, rate)
+        }
+        other => other,
+    }
+    .map_err(|e| map_error(&e, &info.id, ctx))?;
+    stream.play().map_err(|e| map_error(&e, &info.id, ctx))?;
+    // Only a running stream replaces the old one (a new record stream can take a while to
+    // deliver its first block; until then the source keeps reading the old one).
+    F::port(shared).publish(end);
+    debug!(%kind, device = %info.id, rate, channels = config.channels, ?format, "stream open");
+    Ok(OpenStream { stream, info })
+}
+
 /// The error callback (not the realtime data callback): count and log.
-fn stream_error(counters: &Counters, err: &cpal::Error, direction: &str) {
+fn stream_error(counters: &Counters, err: &cpal::Error, kind: DeviceKind) {
     Counters::bump(&counters.stream_errors);
     if err.kind() != cpal::ErrorKind::Xrun {
-        warn!(direction, error = %err, "audio stream error");
+        warn!(%kind, error = %err, "audio stream error");
     }
 }
 
@@ -772,24 +820,35 @@ fn stream_error(counters: &Counters, err: &cpal::Error, direction: &str) {
 
 enum Cmd {
     Switch {
-        input: bool,
+        kind: DeviceKind,
         want: Option<String>,
         reply: mpsc::Sender<Result<DeviceInfo, DeviceError>>,
     },
     /// Build the stream again on the same device (a new source or sink needs a fresh ring).
-    Reopen { input: bool },
+    Reopen(DeviceKind),
 }
+
+/// The devices in use: (input, output); `None` while a direction is closed.
+type Current = (Option<DeviceInfo>, Option<DeviceInfo>);
 
 struct Shared {
     capture: Port<CaptureEnd>,
     playback: Port<PlaybackEnd>,
     counters: Arc<Counters>,
-    current: Mutex<(DeviceInfo, DeviceInfo)>,
+    current: Mutex<Current>,
 }
 
 impl Shared {
-    fn current(&self) -> MutexGuard<'_, (DeviceInfo, DeviceInfo)> {
+    fn current(&self) -> MutexGuard<'_, Current> {
         self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_current(&self, kind: DeviceKind, info: Option<DeviceInfo>) {
+        let mut current = self.current();
+        match kind {
+            DeviceKind::Input => current.0 = info,
+            DeviceKind::Output => current.1 = info,
+        }
     }
 }
 
@@ -809,7 +868,7 @@ impl std::fmt::Debug for AudioDevices {
         f.debug_struct("AudioDevices")
             .field("input", &input)
             .field("output", &output)
-            .field("echo_cancellation", &self.echo_cancellation)
+            .field("echo_cancellation", &self.echo_cancellation())
             .finish()
     }
 }
@@ -817,30 +876,28 @@ impl std::fmt::Debug for AudioDevices {
 impl AudioDevices {
     /// Opens the input and output devices of `options` (blocking; see the module docs).
     pub fn open(options: &DeviceOptions) -> Result<Self, DeviceError> {
-        let counters = Arc::new(Counters::default());
+        let shared = Arc::new(Shared {
+            capture: Port::new(),
+            playback: Port::new(),
+            counters: Arc::new(Counters::default()),
+            current: Mutex::new((None, None)),
+        });
         let (cmd_tx, cmd_rx) = mpsc::channel::<Cmd>();
-        let (init_tx, init_rx) = mpsc::channel::<Result<Arc<Shared>, DeviceError>>();
-        let (want_in, want_out) = (options.input.clone(), options.output.clone());
+        let (init_tx, init_rx) = mpsc::channel::<Result<(), DeviceError>>();
+        let opts = options.clone();
+        let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("krypton-audio".into())
-            .spawn(move || {
-                audio_thread(want_in, want_out, counters, cmd_rx, init_tx);
-            })
+            .spawn(move || audio_thread(&opts, &thread_shared, &cmd_rx, &init_tx))
             .map_err(|e| DeviceError::Backend {
                 device: "audio thread".into(),
                 detail: e.to_string(),
             })?;
-        let shared = match init_rx.recv() {
-            Ok(Ok(shared)) => shared,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e);
-            }
-            Err(_) => {
-                let _ = thread.join();
-                return Err(DeviceError::Stopped);
-            }
-        };
+        let opened = init_rx.recv().unwrap_or(Err(DeviceError::Stopped));
+        if let Err(e) = opened {
+            let _ = thread.join();
+            return Err(e);
+        }
         Ok(Self {
             cmd: Some(cmd_tx),
             thread: Some(thread),
@@ -849,19 +906,21 @@ impl AudioDevices {
         })
     }
 
-    /// The input device in use.
-    pub fn input(&self) -> DeviceInfo {
+    /// The input device in use (`None` while it is closed).
+    pub fn input(&self) -> Option<DeviceInfo> {
         self.shared.current().0.clone()
     }
 
-    /// The output device in use.
-    pub fn output(&self) -> DeviceInfo {
+    /// The output device in use (`None` while it is closed).
+    pub fn output(&self) -> Option<DeviceInfo> {
         self.shared.current().1.clone()
     }
 
-    /// Whether the sources handed out cancel echo.
+    /// Whether the sources handed out now cancel echo: asked for in [`DeviceOptions`], built
+    /// with the feature `aec`, and both devices open.
     pub fn echo_cancellation(&self) -> bool {
-        self.echo_cancellation
+        let (input, output) = &*self.shared.current();
+        self.echo_cancellation && input.is_some() && output.is_some()
     }
 
     /// Counters of underruns, overflows and stream errors.
@@ -872,18 +931,20 @@ impl AudioDevices {
     /// The microphone and speaker ends for one call's media task (non-blocking).
     ///
     /// The newest pair owns the devices: an older pair still alive goes silent. Both keep
-    /// working across [`AudioDevices::switch_input`] and [`AudioDevices::switch_output`].
+    /// working across [`AudioDevices::switch_input`] and [`AudioDevices::switch_output`]. To
+    /// hand the devices from one pair to a new one without reopening the streams, drop the old
+    /// pair first.
     pub fn endpoints(&self) -> (Box<dyn AudioSource>, Box<dyn AudioSink>) {
         let capture_claim = self.shared.capture.claim();
         let playback_claim = self.shared.playback.claim();
         // An end still held by an older source or sink cannot be shared: ask for fresh ones.
         if !self.shared.capture.has_end() {
-            self.send(Cmd::Reopen { input: true });
+            self.send(Cmd::Reopen(DeviceKind::Input));
         }
         if !self.shared.playback.has_end() {
-            self.send(Cmd::Reopen { input: false });
+            self.send(Cmd::Reopen(DeviceKind::Output));
         }
-        let (render_tx, render_rx) = if self.echo_cancellation {
+        let (render_tx, render_rx) = if self.echo_cancellation() {
             let (p, c) = RingBuffer::<f32>::new(ring_len(AEC_RATE));
             (Some(p), Some(c))
         } else {
@@ -902,22 +963,25 @@ impl AudioDevices {
         (Box::new(source), Box::new(sink))
     }
 
-    /// Moves the microphone to another device (`None`: the default) without interrupting the
-    /// call (blocking). On failure the old device stays in use.
+    /// Moves the microphone to another device (`None`: the default), or opens it if it was
+    /// closed, without interrupting the call (blocking). On failure the old device stays in
+    /// use.
     pub fn switch_input(&self, id: Option<&str>) -> Result<DeviceInfo, DeviceError> {
-        self.switch(true, id)
+        self.switch(DeviceKind::Input, id)
     }
 
-    /// Moves the speaker to another device (`None`: the default) without interrupting the call
-    /// (blocking). On failure the old device stays in use.
+    /// Moves the speaker to another device (`None`: the default), or opens it if it was
+    /// closed, without interrupting the call (blocking). On failure the old device stays in
+    /// use.
     pub fn switch_output(&self, id: Option<&str>) -> Result<DeviceInfo, DeviceError> {
-        self.switch(false, id)
+        self.switch(DeviceKind::Output, id)
     }
 
-    fn switch(&self, input: bool, id: Option<&str>) -> Result<DeviceInfo, DeviceError> {
+    /// [`AudioDevices::switch_input`] or [`AudioDevices::switch_output`] by `kind`.
+    pub fn switch(&self, kind: DeviceKind, id: Option<&str>) -> Result<DeviceInfo, DeviceError> {
         let (reply, rx) = mpsc::channel();
         self.send(Cmd::Switch {
-            input,
+            kind,
             want: id.map(str::to_owned),
             reply,
         });
@@ -940,109 +1004,128 @@ impl Drop for AudioDevices {
     }
 }
 
+/// The streams the audio thread owns.
+struct Streams {
+    host: cpal::Host,
+    input: Option<OpenStream>,
+    output: Option<OpenStream>,
+}
+
+impl Streams {
+    /// Switches (or opens) the input: make before break, the old stream runs until the new one
+    /// is up.
+    fn switch_input(
+        &mut self,
+        want: Option<&str>,
+        shared: &Shared,
+    ) -> Result<DeviceInfo, DeviceError> {
+        let new = open_stream::<Capture>(&self.host, want, shared)?;
+        let info = new.info.clone();
+        shared.set_current(DeviceKind::Input, Some(info.clone()));
+        if let Some(old) = self.input.replace(new) {
+            retire(old);
+        }
+        Ok(info)
+    }
+
+    /// Switches (or opens) the output: break before make. PulseAudio keeps all playback
+    /// streams of one connection in one sync group, which cannot span two sinks (the new
+    /// stream would be refused with "Invalid argument"). The gap is a few milliseconds; if the
+    /// new device fails, the old one is opened again.
+    fn switch_output(
+        &mut self,
+        want: Option<&str>,
+        shared: &Shared,
+    ) -> Result<DeviceInfo, DeviceError> {
+        let ctx = HostContext {
+            chosen: want.is_some(),
+            ..HostContext::of(&self.host)
+        };
+        // Refuse a missing device before stopping the one that plays.
+        pick_device(&self.host, want, DeviceKind::Output, ctx)?;
+        let old_id = self.output.take().map(|old| old.info.id.clone());
+        match open_stream::<Playback>(&self.host, want, shared) {
+            Ok(new) => {
+                let info = new.info.clone();
+                shared.set_current(DeviceKind::Output, Some(info.clone()));
+                self.output = Some(new);
+                Ok(info)
+            }
+            Err(e) => {
+                if let Some(id) = old_id {
+                    self.output = open_stream::<Playback>(&self.host, Some(&id), shared)
+                        .map_err(|e| warn!(device = %id, error = %e, "cannot reopen the output"))
+                        .ok();
+                    if self.output.is_none() {
+                        shared.set_current(DeviceKind::Output, None);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Builds the stream of `kind` again on the same device (if it is open).
+    fn reopen(&mut self, kind: DeviceKind, shared: &Shared) {
+        let current = match kind {
+            DeviceKind::Input => self.input.as_ref(),
+            DeviceKind::Output => self.output.as_ref(),
+        };
+        let Some(id) = current.map(|s| s.info.id.clone()) else {
+            return;
+        };
+        let reopened = match kind {
+            DeviceKind::Input => self.switch_input(Some(&id), shared),
+            DeviceKind::Output => self.switch_output(Some(&id), shared),
+        };
+        if let Err(e) = reopened {
+            warn!(%kind, device = %id, error = %e, "cannot reopen the stream");
+        }
+    }
+}
+
 fn audio_thread(
-    want_in: Option<String>,
-    want_out: Option<String>,
-    counters: Arc<Counters>,
-    cmd_rx: mpsc::Receiver<Cmd>,
-    init: mpsc::Sender<Result<Arc<Shared>, DeviceError>>,
+    options: &DeviceOptions,
+    shared: &Shared,
+    cmd_rx: &mpsc::Receiver<Cmd>,
+    init: &mpsc::Sender<Result<(), DeviceError>>,
 ) {
     let host = cpal::default_host();
     debug!(host = host.id().name(), "audio host");
-    let capture = Port::new();
-    let playback = Port::new();
-    let opened = open_output(&host, want_out.as_deref(), &playback, &counters).and_then(|out| {
-        open_input(&host, want_in.as_deref(), &capture, &counters).map(|inp| (inp, out))
-    });
-    let (mut input, output) = match opened {
-        Ok(pair) => pair,
-        Err(e) => {
-            let _ = init.send(Err(e));
-            return;
-        }
+    let mut streams = Streams {
+        host,
+        input: None,
+        output: None,
     };
-    let shared = Arc::new(Shared {
-        capture,
-        playback,
-        counters: Arc::clone(&counters),
-        current: Mutex::new((input.info.clone(), output.info.clone())),
-    });
-    if init.send(Ok(Arc::clone(&shared))).is_err() {
+    let mut opened = Ok(());
+    if options.open_output {
+        opened = streams
+            .switch_output(options.output.as_deref(), shared)
+            .map(drop);
+    }
+    if options.open_input && opened.is_ok() {
+        opened = streams
+            .switch_input(options.input.as_deref(), shared)
+            .map(drop);
+    }
+    let failed = opened.is_err();
+    if init.send(opened).is_err() || failed {
         return;
     }
-    let mut output_id = output.info.id.clone();
-    let mut output = Some(output);
     // Ends when the handle drops its sender.
     while let Ok(cmd) = cmd_rx.recv() {
         match cmd {
-            Cmd::Switch {
-                input: true,
-                want,
-                reply,
-            } => {
-                // Make before break: the old stream runs until the new one is up.
-                match open_input(&host, want.as_deref(), &shared.capture, &counters) {
-                    Ok(s) => {
-                        shared.current().0 = s.info.clone();
-                        let _ = reply.send(Ok(s.info.clone()));
-                        retire(std::mem::replace(&mut input, s));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-            Cmd::Switch {
-                input: false,
-                want,
-                reply,
-            } => {
-                let ctx = HostContext {
-                    chosen: want.is_some(),
-                    ..HostContext::of(&host)
+            Cmd::Switch { kind, want, reply } => {
+                let result = match kind {
+                    DeviceKind::Input => streams.switch_input(want.as_deref(), shared),
+                    DeviceKind::Output => streams.switch_output(want.as_deref(), shared),
                 };
-                if let Err(e) = pick_device(&host, want.as_deref(), false, ctx) {
-                    let _ = reply.send(Err(e));
-                    continue;
-                }
-                // Break before make: PulseAudio keeps all playback streams of one connection
-                // in one sync group, which cannot span two sinks (the new stream would be
-                // refused with "Invalid argument"). The gap is a few milliseconds.
-                drop(output.take());
-                match open_output(&host, want.as_deref(), &shared.playback, &counters) {
-                    Ok(s) => {
-                        let info = s.info.clone();
-                        shared.current().1 = info.clone();
-                        output_id = info.id.clone();
-                        output = Some(s);
-                        let _ = reply.send(Ok(info));
-                    }
-                    Err(e) => {
-                        output =
-                            open_output(&host, Some(&output_id), &shared.playback, &counters)
-                                .map_err(|e| warn!(device = %output_id, error = %e, "cannot reopen the output"))
-                                .ok();
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                let _ = reply.send(result);
             }
-            Cmd::Reopen { input: true } => {
-                let id = input.info.id.clone();
-                match open_input(&host, Some(&id), &shared.capture, &counters) {
-                    Ok(s) => retire(std::mem::replace(&mut input, s)),
-                    Err(e) => warn!(device = %id, error = %e, "cannot reopen the input"),
-                }
-            }
-            Cmd::Reopen { input: false } => {
-                drop(output.take());
-                match open_output(&host, Some(&output_id), &shared.playback, &counters) {
-                    Ok(s) => output = Some(s),
-                    Err(e) => warn!(device = %output_id, error = %e, "cannot reopen the output"),
-                }
-            }
+            Cmd::Reopen(kind) => streams.reopen(kind, shared),
         }
     }
-    drop(output);
+    drop(streams);
     debug!("audio thread stops");
 }
 
@@ -1707,9 +1790,12 @@ mod tests {
             map_error(&e(K::BackendError), "m", server),
             DeviceError::Backend { .. }
         ));
-        assert_eq!(no_device(true, server), DeviceError::NoInput);
-        assert_eq!(no_device(false, server), DeviceError::NoOutput);
-        assert_eq!(no_device(true, linux_alsa), DeviceError::ServerNotRunning);
+        assert_eq!(no_device(DeviceKind::Input, server), DeviceError::NoInput);
+        assert_eq!(no_device(DeviceKind::Output, server), DeviceError::NoOutput);
+        assert_eq!(
+            no_device(DeviceKind::Input, linux_alsa),
+            DeviceError::ServerNotRunning
+        );
         assert_eq!(
             DeviceError::NoInput.to_string(),
             "no microphone found: connect one or choose one in Settings"

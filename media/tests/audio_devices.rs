@@ -1,141 +1,25 @@
 //! The real device path (`krypton_media::device`) against a private PulseAudio server with two
 //! null sinks, sinkA and sinkB: nothing needs a sound card.
 //!
-//! The parent test starts `pulseaudio` in a temporary HOME/XDG_RUNTIME_DIR and re-runs this
-//! test binary as a child in that environment (cpal finds the server through the environment,
-//! which a test must not change in its own, threaded process). Without `pulseaudio` the test
-//! skips with a message; with `KRYPTON_REQUIRE_AUDIO=1` it fails instead.
+//! The parent test starts `pulseaudio` (`krypton_testkit::pulse::PulseServer`) and re-runs this
+//! test binary as a child in that server's environment (cpal finds the server through the
+//! environment, which a test must not change in its own, threaded process). Without
+//! `pulseaudio` the test skips with a message; with `KRYPTON_REQUIRE_AUDIO=1` it fails instead.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use krypton_media::device::{AudioDevices, DeviceError, DeviceOptions, list_devices};
+use krypton_testkit::pulse::{self, PulseServer, skip_audio_test};
 
 /// Set in the child's environment: only then do the child tests run.
 const CHILD_ENV: &str = "KRYPTON_AUDIO_TEST_CHILD";
 const RATE: u32 = 48_000;
 const FRAME: usize = 960;
 
-fn required() -> bool {
-    std::env::var_os("KRYPTON_REQUIRE_AUDIO").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
-fn skip(test: &str, why: &str) {
-    assert!(
-        !required(),
-        "KRYPTON_REQUIRE_AUDIO is set but the audio test environment is missing: {why}"
-    );
-    eprintln!("SKIPPED {test}: {why} (set KRYPTON_REQUIRE_AUDIO=1 to make this a failure)");
-}
-
-/// A private PulseAudio daemon; killed (by its own pid) and its directory removed on drop.
-struct Pulse {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Pulse {
-    fn start() -> Result<Pulse, String> {
-        match Command::new("pulseaudio").arg("--version").output() {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => return Err(format!("`pulseaudio --version` failed: {:?}", o.status)),
-            Err(e) => {
-                return Err(format!(
-                    "pulseaudio not found ({e}); apt-get install --no-install-recommends pulseaudio"
-                ));
-            }
-        }
-        let dir = std::env::temp_dir().join(format!(
-            "krypton-audio-test-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        let runtime = dir.join("run");
-        std::fs::create_dir_all(dir.join("home")).map_err(|e| e.to_string())?;
-        std::fs::create_dir_all(&runtime).map_err(|e| e.to_string())?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| e.to_string())?;
-        }
-        let mut child = Command::new("pulseaudio")
-            .args([
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "-n",
-                "--use-pid-file=no",
-                "--log-target=stderr",
-                "--log-level=info",
-                "--load=module-native-protocol-unix auth-anonymous=1",
-                "--load=module-null-sink sink_name=sinkA rate=48000",
-                "--load=module-null-sink sink_name=sinkB rate=48000",
-                "--load=module-always-sink",
-            ])
-            .env("HOME", dir.join("home"))
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .env_remove("PULSE_SERVER")
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start pulseaudio: {e}"))?;
-        let pulse_log = dir.join("pulseaudio.log");
-        let (tx, rx) = mpsc::channel();
-        if let Some(stderr) = child.stderr.take() {
-            std::thread::spawn(move || {
-                let mut log = std::fs::File::create(&pulse_log).ok();
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(f) = log.as_mut() {
-                        let _ = writeln!(f, "{line}");
-                    }
-                    if line.contains("Daemon startup complete") {
-                        let _ = tx.send(());
-                    }
-                }
-            });
-        }
-        let mut pulse = Pulse { child, dir };
-        // The daemon says when it is ready; the channel closes if it dies first.
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(()) => Ok(pulse),
-            Err(_) => {
-                let _ = pulse.child.kill();
-                let _ = pulse.child.wait();
-                let log =
-                    std::fs::read_to_string(pulse.dir.join("pulseaudio.log")).unwrap_or_default();
-                Err(format!("pulseaudio did not start:\n{log}"))
-            }
-        }
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        self.dir.join("run")
-    }
-
-    fn home(&self) -> PathBuf {
-        self.dir.join("home")
-    }
-}
-
-impl Drop for Pulse {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::env::var_os("KRYPTON_KEEP_TEST_FILES").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// Runs the child test `name` of this binary with the given HOME and XDG_RUNTIME_DIR.
-fn run_child(name: &str, home: &Path, runtime: &Path) {
+/// Runs the child test `name` of this binary with the environment `env`.
+fn run_child(name: &str, env: &[(&str, PathBuf)]) {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => panic!("current_exe: {e}"),
@@ -143,9 +27,7 @@ fn run_child(name: &str, home: &Path, runtime: &Path) {
     let out = Command::new(exe)
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, "1")
-        .env("HOME", home)
-        .env("XDG_RUNTIME_DIR", runtime)
-        .env_remove("PULSE_SERVER")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output();
     let out = match out {
         Ok(o) => o,
@@ -166,11 +48,13 @@ fn devices_against_a_pulseaudio_null_sink() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    let pulse = match Pulse::start() {
+    let pulse = match PulseServer::start(&["sinkA", "sinkB"]) {
         Ok(p) => p,
-        Err(why) => return skip("devices_against_a_pulseaudio_null_sink", &why),
+        Err(why) => {
+            return skip_audio_test("devices_against_a_pulseaudio_null_sink", &why.to_string());
+        }
     };
-    run_child("child_null_sink_loopback", &pulse.home(), &pulse.run_dir());
+    run_child("child_null_sink_loopback", &pulse.env());
 }
 
 #[test]
@@ -178,19 +62,19 @@ fn no_sound_server_is_a_clear_error() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    if Path::new("/dev/snd").exists() || !cfg!(target_os = "linux") {
+    if pulse::has_sound_card() || !cfg!(target_os = "linux") {
         // A real sound card may answer ALSA's default device without any server.
-        return skip(
+        return skip_audio_test(
             "no_sound_server_is_a_clear_error",
             "this machine has a sound card (/dev/snd)",
         );
     }
     let dir = std::env::temp_dir().join(format!("krypton-audio-noserver-{}", std::process::id()));
-    let run = dir.join("run");
-    if let Err(e) = std::fs::create_dir_all(&run) {
-        panic!("temp dir: {e}");
-    }
-    run_child("child_no_server", &dir, &run);
+    let env = match pulse::dead_server_env(&dir) {
+        Ok(env) => env,
+        Err(e) => panic!("dead server environment: {e}"),
+    };
+    run_child("child_no_server", &env);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -218,17 +102,9 @@ fn child_no_server() {
     );
 }
 
-/// Goertzel power at `freq`, a full-scale sine gives 0.25.
+/// Goertzel power at `freq` at [`RATE`], a full-scale sine gives 0.25.
 fn tone_power(x: &[f32], freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / f64::from(RATE);
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s0 = f64::from(v) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (x.len() as f64).powi(2)
+    pulse::tone_power(x, freq, RATE)
 }
 
 /// One 20 ms tick of a media task: play a 1 kHz frame (amplitude 0.4: power 0.04), read a
@@ -346,12 +222,14 @@ fn child_null_sink_loopback() {
         input: Some("sinkA.monitor".into()),
         output: Some("pulseaudio:sinkA".into()),
         echo_cancellation: false,
+        ..DeviceOptions::default()
     }) {
         Ok(d) => d,
         Err(e) => panic!("open: {e}"),
     };
-    assert_eq!(devices.input().id, "pulseaudio:sinkA.monitor");
-    assert_eq!(devices.output().id, "pulseaudio:sinkA");
+    let id = |d: Option<krypton_media::device::DeviceInfo>| d.map(|d| d.id).unwrap_or_default();
+    assert_eq!(id(devices.input()), "pulseaudio:sinkA.monitor");
+    assert_eq!(id(devices.output()), "pulseaudio:sinkA");
     let (source, sink) = devices.endpoints();
     let mut lp = Loop {
         source,
@@ -416,7 +294,7 @@ fn child_null_sink_loopback() {
         "tone heard through sinkB after {t:?}; {:?}",
         devices.stats()
     );
-    assert_eq!(devices.output().id, "pulseaudio:sinkB");
+    assert_eq!(id(devices.output()), "pulseaudio:sinkB");
     // And it keeps flowing: over the next second the tone fills at least 80 % of what the
     // microphone hears (the null sink may hiccup once right after a stream change on this
     // shared machine; a stopped speaker would give nothing).
@@ -450,6 +328,53 @@ fn child_null_sink_loopback() {
         devices.switch_output(Some("no-such-speaker")),
         Err(DeviceError::NotFound { .. })
     ));
-    assert_eq!(devices.output().id, "pulseaudio:sinkB");
+    assert_eq!(id(devices.output()), "pulseaudio:sinkB");
     println!("stats: {:?}", devices.stats());
+    drop(lp);
+    drop(devices);
+
+    // The speaker alone (a file would be the microphone): no microphone is opened, there is
+    // no echo to cancel, and the source is silent until a switch opens one.
+    let devices = match AudioDevices::open(&DeviceOptions {
+        output: Some("sinkA".into()),
+        open_input: false,
+        ..DeviceOptions::default()
+    }) {
+        Ok(d) => d,
+        Err(e) => panic!("open the output alone: {e}"),
+    };
+    assert_eq!(devices.input(), None);
+    assert_eq!(id(devices.output()), "pulseaudio:sinkA");
+    assert!(!devices.echo_cancellation());
+    let (source, sink) = devices.endpoints();
+    let mut lp = Loop {
+        source,
+        sink,
+        pos: 0,
+        window: Vec::new(),
+        frame: Vec::new(),
+    };
+    lp.until(
+        &rt,
+        Duration::from_secs(5),
+        "silence without a microphone",
+        Loop::silent,
+    );
+    let t = std::thread::scope(|scope| {
+        let switching = scope.spawn(|| devices.switch_input(Some("sinkA.monitor")));
+        let t = lp.until(
+            &rt,
+            Duration::from_secs(10),
+            "tone once the microphone opens",
+            |l| switching.is_finished() && l.tone_heard(),
+        );
+        match switching.join() {
+            Ok(Ok(info)) => assert_eq!(info.id, "pulseaudio:sinkA.monitor"),
+            Ok(Err(e)) => panic!("switch_input: {e}"),
+            Err(_) => panic!("switch_input panicked"),
+        }
+        t
+    });
+    println!("microphone opened by a switch: tone after {t:?}");
+    assert_eq!(id(devices.input()), "pulseaudio:sinkA.monitor");
 }

@@ -1,5 +1,6 @@
 //! Real peers for KRYPTON's integration tests, each on loopback ports chosen at run time and
-//! stopped when dropped: [`Kamailio`] (registrar + proxy), and the helpers the tests share
+//! stopped when dropped: [`Kamailio`] (registrar + proxy), a private PulseAudio server
+//! ([`pulse::PulseServer`]), and the helpers the tests share
 //! (free ports, waiting for a process to answer).
 //!
 //! Nothing here is mocked: these are the Debian programs a user's provider and peers run.
@@ -10,6 +11,7 @@ mod kamailio;
 mod linphone;
 mod phone;
 mod process;
+pub mod pulse;
 mod tls;
 
 pub use audio::{PesqMode, PesqScore, SPEECH_TEXT, SpeechSet, pesq, pesq_python, speech_wav};
