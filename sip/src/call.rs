@@ -1,6 +1,7 @@
 //! Call vocabulary shared by the user agent and its users: ids, states and why a call ended.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Our handle for one call (stable for its whole life, unlike SIP dialog ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,6 +79,145 @@ impl fmt::Display for EndReason {
             other => f.write_str(other.as_str()),
         }
     }
+}
+
+/// What happened, for the application. Names match the headless phone's JSON events.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SipEvent {
+    /// The registrar accepted our binding.
+    Registered {
+        /// Account id.
+        account: String,
+        /// Granted expiry in seconds.
+        expires: u32,
+    },
+    /// A REGISTER failed.
+    RegistrationFailed {
+        /// Account id.
+        account: String,
+        /// SIP status, if a response came back.
+        status: Option<u16>,
+        /// What happened.
+        reason: String,
+        /// When we try again (none: not until the user changes something).
+        retry_in: Option<Duration>,
+    },
+    /// Our binding was removed.
+    Unregistered {
+        /// Account id.
+        account: String,
+    },
+    /// A new incoming call.
+    Incoming {
+        /// Our handle.
+        call: CallId,
+        /// Account it arrived on.
+        account: String,
+        /// Caller (From URI).
+        from: String,
+        /// SDP offer, if the INVITE carried one.
+        offer: Option<Vec<u8>>,
+    },
+    /// A provisional answer to our INVITE (180/183), maybe with early media SDP.
+    Progress {
+        /// Call.
+        call: CallId,
+        /// Status code.
+        status: u16,
+        /// SDP answer for early media.
+        sdp: Option<Vec<u8>>,
+    },
+    /// Our INVITE was answered (2xx); the SDP is the answer.
+    Answered {
+        /// Call.
+        call: CallId,
+        /// SDP answer.
+        sdp: Vec<u8>,
+    },
+    /// An incoming call we accepted was confirmed by the caller's ACK.
+    Confirmed {
+        /// Call.
+        call: CallId,
+    },
+    /// The other side sent a re-INVITE (hold/resume/codec change); answer it with
+    /// [`UserAgent::answer_reoffer`](crate::UserAgent::answer_reoffer).
+    RemoteOffer {
+        /// Call.
+        call: CallId,
+        /// The new offer (empty for an offer-less re-INVITE).
+        sdp: Vec<u8>,
+    },
+    /// Our re-INVITE finished.
+    ReofferResult {
+        /// Call.
+        call: CallId,
+        /// The answer SDP on success, or the failure status.
+        result: Result<Vec<u8>, u16>,
+    },
+    /// Our REFER (blind transfer) was answered: `accepted` = 2xx; then progress arrives as
+    /// [`SipEvent::TransferProgress`].
+    TransferAccepted {
+        /// Call.
+        call: CallId,
+        /// Whether the other side accepted to be transferred.
+        accepted: bool,
+        /// Status of the REFER's answer (none: no answer).
+        status: Option<u16>,
+    },
+    /// A NOTIFY about our REFER: the status of the transferee's call to the target.
+    TransferProgress {
+        /// Call.
+        call: CallId,
+        /// Status code from the `message/sipfrag` body.
+        status: u16,
+    },
+    /// The other side asks us to call `target` instead (REFER, blind transfer). Report how it
+    /// goes with [`UserAgent::notify_transfer`](crate::UserAgent::notify_transfer).
+    TransferRequested {
+        /// Call.
+        call: CallId,
+        /// The Refer-To URI.
+        target: String,
+    },
+    /// An INFO request inside a call (DTMF fallback).
+    Info {
+        /// Call.
+        call: CallId,
+        /// Content-Type.
+        content_type: String,
+        /// Body.
+        body: Vec<u8>,
+    },
+    /// The call is over.
+    Ended {
+        /// Call.
+        call: CallId,
+        /// Why.
+        reason: EndReason,
+    },
+    /// A MESSAGE arrived.
+    MessageReceived {
+        /// Account it arrived on.
+        account: String,
+        /// Sender URI.
+        from: String,
+        /// Content-Type.
+        content_type: String,
+        /// Body.
+        body: Vec<u8>,
+        /// Call-ID + CSeq: the same for retransmissions, for de-duplication.
+        dedupe_key: String,
+    },
+    /// Our MESSAGE got a final answer (or none).
+    MessageResult {
+        /// The id [`UserAgent::message`](crate::UserAgent::message) returned.
+        id: u64,
+        /// Final status, `None` if nothing answered.
+        status: Option<u16>,
+        /// Reason phrase or what went wrong.
+        reason: String,
+    },
 }
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 pub mod account;
 pub mod call;
 pub mod digest;
+pub mod invite;
 pub mod registration;
 mod tls;
 pub mod ua;
 
 pub use account::{Account, AccountError, Aor, ProxyAddr, TransportKind};
-pub use call::{CallId, EndReason};
+pub use call::{CallId, EndReason, SipEvent};
 pub use registration::RegistrationPolicy;
-pub use ua::{SipEvent, UaConfig, UaError, UserAgent};
+pub use ua::{UaConfig, UaError, UserAgent};
