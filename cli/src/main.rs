@@ -112,7 +112,7 @@ enum Command {
     },
     /// A softphone without a window: JSON events on stdout, JSON commands on stdin
     /// (--account sip:USER@DOMAIN is the SIP account here)
-    Phone(phone_cmd::PhoneArgs),
+    Phone(Box<phone_cmd::PhoneArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -165,6 +165,6 @@ async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
         Command::Providers => chain_cmds::providers(&ctx, out).await,
         Command::DeviceKey { cmd } => chain_cmds::device_key(&ctx, cmd, out).await,
         Command::Contract { cmd } => chain_cmds::contract(&ctx, cmd, out).await,
-        Command::Phone(args) => phone_cmd::run(&ctx, cli.account.clone(), args).await,
+        Command::Phone(args) => phone_cmd::run(&ctx, cli.account.clone(), *args).await,
     }
 }

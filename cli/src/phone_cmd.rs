@@ -1,16 +1,20 @@
 //! `krypton phone`: the phone without a window, for testers and scripts.
 //!
 //! Prints one JSON object per line on stdout for every event (`registered`, `incoming`,
-//! `ringing`, `established`, `dtmf`, `message`, `ended` …) and reads one JSON command per line
-//! on stdin (`call`, `answer`, `hangup`, `hold`, `resume`, `mute`, `dtmf`, `message`, `quit`).
-//! Logs go to stderr. SIGINT/SIGTERM hang up, unregister and exit.
+//! `ringing`, `established`, `dtmf`, `message`, `devices`, `device_changed`, `audio_error`,
+//! `ended` …) and reads one JSON command per line on stdin (`call`, `answer`, `hangup`, `hold`,
+//! `resume`, `mute`, `dtmf`, `message`, `devices`, `set_device`, `quit`). Logs go to stderr.
+//! SIGINT/SIGTERM hang up, unregister and exit.
+//!
+//! Without `--input`/`--output` (or `[audio]` in the config) calls use no sound device at all:
+//! silence out, nothing played, so the phone runs on machines without sound.
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use krypton_core::{AccountConfig, Phone, PhoneCommand, PhoneConfig, PhoneEvent};
+use krypton_core::{AccountConfig, DeviceChoice, Phone, PhoneCommand, PhoneConfig, PhoneEvent};
 use tokio::io::AsyncBufReadExt;
 
 use crate::context::Context;
@@ -66,6 +70,23 @@ pub struct PhoneArgs {
     /// SDES-SRTP: off, optional or mandatory (keys travel in the SDP: use TLS signalling)
     #[arg(long, value_parser = ["off", "optional", "mandatory"])]
     srtp: Option<String>,
+    /// Sound devices (last: their help heading applies to the flags after them)
+    #[command(flatten)]
+    sound: SoundArgs,
+}
+
+/// The sound device flags of `krypton phone`.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Sound devices (none by default: calls are silent)")]
+pub struct SoundArgs {
+    /// Microphone for calls: `default` or a device id or name (the `devices` command lists
+    /// them); --play takes precedence
+    #[arg(long, value_name = "NAME|default")]
+    input: Option<String>,
+    /// Speaker or headset for calls: `default` or a device id or name; --record takes
+    /// precedence
+    #[arg(long, value_name = "NAME|default")]
+    output: Option<String>,
 }
 
 /// Run the phone until `quit`, a signal, or the end of the --call call (--quit-after-call).
@@ -216,6 +237,12 @@ fn build_config(
     }
     if args.record.is_some() {
         config.record = args.record.clone();
+    }
+    if let Some(i) = &args.sound.input {
+        config.audio.input = Some(DeviceChoice::from(i.as_str()));
+    }
+    if let Some(o) = &args.sound.output {
+        config.audio.output = Some(DeviceChoice::from(o.as_str()));
     }
     if args.hangup_after.is_some() {
         config.hangup_after = args.hangup_after;

@@ -1,9 +1,14 @@
-//! The phone's settings: accounts, dial plan, codecs, ports and file audio. Read from TOML
-//! (`krypton phone --config FILE`) or built by a front end.
+//! The phone's settings: accounts, dial plan, codecs, ports, sound devices and file audio. Read
+//! from TOML (`krypton phone --config FILE`) or built by a front end.
 //!
 //! ```toml
 //! codecs = ["opus", "pcmu"]
 //! rtp_ports = [16000, 16999]
+//!
+//! [audio]
+//! input = "default"          # the microphone; a device id or name from the `devices` command
+//! output = "default"         # the speaker or headset
+//! echo_cancellation = true
 //!
 //! [[account]]
 //! id = "provider-a"
@@ -26,7 +31,7 @@ use krypton_media::codec::CodecKind;
 use krypton_media::sdp::SrtpPolicy;
 use krypton_sip::digest::Credentials;
 use krypton_sip::{Account, Aor, ProxyAddr, RegistrationPolicy};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::dialplan::DialPlan;
@@ -144,6 +149,103 @@ pub struct PhoneConfig {
     /// signalling, or anyone who sees the SIP can decrypt the audio.
     #[serde(default)]
     pub srtp: SrtpSetting,
+    /// Sound devices for calls (`[audio]`). `play`/`record` take precedence per direction.
+    #[serde(default)]
+    pub audio: AudioConfig,
+}
+
+/// The sound devices calls use (`[audio]` in TOML). With neither device set, calls send
+/// silence and play nowhere (unless `play`/`record` name files): a headless phone needs no
+/// sound card.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioConfig {
+    /// The microphone: `"default"` (the system's) or a device id or name (`devices` lists
+    /// them). `play` takes precedence.
+    #[serde(default)]
+    pub input: Option<DeviceChoice>,
+    /// The speaker or headset, likewise. `record` takes precedence.
+    #[serde(default)]
+    pub output: Option<DeviceChoice>,
+    /// Cancel the speaker's echo from the microphone when both are devices (default on; only
+    /// in builds with krypton-media's feature `aec`, which is on by default).
+    #[serde(default = "yes")]
+    pub echo_cancellation: bool,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            input: None,
+            output: None,
+            echo_cancellation: true,
+        }
+    }
+}
+
+impl AudioConfig {
+    /// Both directions on the system's default devices, echo cancellation on: what a desktop
+    /// front end starts with.
+    pub fn default_devices() -> Self {
+        AudioConfig {
+            input: Some(DeviceChoice::Default),
+            output: Some(DeviceChoice::Default),
+            echo_cancellation: true,
+        }
+    }
+}
+
+/// Which sound device: the system's default, or one by id or name. Written as a string;
+/// `"default"` is the default.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(from = "String", into = "String")]
+pub enum DeviceChoice {
+    /// The system's default device of the direction (it follows the system's setting).
+    Default,
+    /// A device id (`"pulseaudio:alsa_output.pci…"`, or without the host: `"alsa_output.pci…"`)
+    /// or name.
+    Named(String),
+}
+
+impl DeviceChoice {
+    /// The id or name to look up; `None` for the default.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            DeviceChoice::Default => None,
+            DeviceChoice::Named(n) => Some(n),
+        }
+    }
+}
+
+impl From<String> for DeviceChoice {
+    fn from(s: String) -> Self {
+        if s.trim().eq_ignore_ascii_case("default") {
+            DeviceChoice::Default
+        } else {
+            DeviceChoice::Named(s)
+        }
+    }
+}
+
+impl From<&str> for DeviceChoice {
+    fn from(s: &str) -> Self {
+        DeviceChoice::from(s.to_string())
+    }
+}
+
+impl From<DeviceChoice> for String {
+    fn from(c: DeviceChoice) -> Self {
+        c.to_string()
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceChoice::Default => f.write_str("default"),
+            DeviceChoice::Named(n) => f.write_str(n),
+        }
+    }
 }
 
 /// The SRTP setting as written in the config.
@@ -198,6 +300,7 @@ impl Default for PhoneConfig {
             data_dir: None,
             no_answer_timeout: None,
             srtp: SrtpSetting::Off,
+            audio: AudioConfig::default(),
         }
     }
 }
@@ -350,6 +453,34 @@ accounts = ["a", "b"]
             Some(Path::new("/etc/krypton/c-ca.pem"))
         );
         assert_eq!(c.dial_plan.routes("+3120123")[0].account, "a");
+    }
+
+    #[test]
+    fn audio_devices_from_the_config() {
+        let c: PhoneConfig = toml::from_str(
+            "[audio]\ninput = \"default\"\noutput = \"pulseaudio:sinkB\"\necho_cancellation = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.audio.input, Some(DeviceChoice::Default));
+        assert_eq!(
+            c.audio.output,
+            Some(DeviceChoice::Named("pulseaudio:sinkB".into()))
+        );
+        assert_eq!(
+            c.audio.output.as_ref().and_then(DeviceChoice::id),
+            Some("pulseaudio:sinkB")
+        );
+        assert!(!c.audio.echo_cancellation);
+        // Nothing said: no devices (a headless phone), echo cancellation on for when they are.
+        let c: PhoneConfig = toml::from_str("").unwrap();
+        assert_eq!(c.audio, AudioConfig::default());
+        assert_eq!((c.audio.input, c.audio.output), (None, None));
+        assert!(c.audio.echo_cancellation);
+        let e = toml::from_str::<PhoneConfig>("[audio]\nmicrophone = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("microphone"), "{e}");
+        assert_eq!(DeviceChoice::from("Default"), DeviceChoice::Default);
+        assert_eq!(DeviceChoice::from("sinkA").to_string(), "sinkA");
+        assert_eq!(DeviceChoice::Default.to_string(), "default");
     }
 
     #[test]

@@ -7,5 +7,5 @@ pub mod dialplan;
 pub mod phone;
 pub mod store;
 
-pub use config::{AccountConfig, ConfigError, PhoneConfig, SrtpSetting};
+pub use config::{AccountConfig, AudioConfig, ConfigError, DeviceChoice, PhoneConfig, SrtpSetting};
 pub use phone::{CallSummary, Phone, PhoneCommand, PhoneError, PhoneEvent};

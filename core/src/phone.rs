@@ -2,14 +2,21 @@
 //! message store behind one API — [`PhoneCommand`]s in, [`PhoneEvent`]s out. The headless
 //! `krypton phone` prints the events as JSON lines and reads commands the same way; the desktop
 //! app maps them to Tauri commands and events. Both get every feature from here.
+//!
+//! Calls use the sound devices of [`PhoneConfig::audio`] (or WAV files, `play`/`record`); one
+//! microphone and one speaker stream serve all calls, and belong to the newest call that is not
+//! on hold (see [`crate::audio`]). A device that cannot be opened is reported
+//! ([`PhoneEvent::AudioError`]) and the call goes on with silence.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use krypton_media::codec::{CodecKind, OpusSettings};
+use krypton_media::device::{DeviceInfo, DeviceKind};
 use krypton_media::engine::{
-    AudioSink, AudioSource, MediaEvent, MediaStream, RtpSockets, Silence, StreamConfig,
+    AudioSink, AudioSource, MediaEvent, MediaStream, RtpSockets, StreamConfig,
 };
 use krypton_media::sdp::{self, Direction, LocalMedia, Negotiated};
 use krypton_sip::{CallId, EndReason, SipEvent, UaConfig, UserAgent};
@@ -17,8 +24,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::audio::{WavFileSink, WavFileSource};
-use crate::config::{ConfigError, PhoneConfig};
+use crate::audio::{
+    CallAudioState, DeviceManager, DeviceReply, DeviceSlot, SlotSink, SlotSource, WavFileSink,
+    WavFileSource, audio_owner,
+};
+use crate::config::{ConfigError, DeviceChoice, PhoneConfig};
 use crate::dialplan::{self, Route};
 use crate::store::{MessageId, MessageStore};
 
@@ -105,8 +115,42 @@ pub enum PhoneCommand {
         #[serde(default)]
         account: Option<String>,
     },
+    /// List the sound devices (answered by [`PhoneEvent::Devices`]).
+    Devices,
+    /// Use another sound device, now (also in a call) and for later calls: `"default"` or an
+    /// id or name from [`PhoneEvent::Devices`]. Answered by [`PhoneEvent::DeviceChanged`], or
+    /// [`PhoneEvent::Error`] (then the old device stays in use).
+    SetDevice {
+        /// The microphone.
+        #[serde(default)]
+        input: Option<String>,
+        /// The speaker or headset.
+        #[serde(default)]
+        output: Option<String>,
+    },
     /// Hang up everything, unregister and stop.
     Quit,
+}
+
+/// A sound device in [`PhoneEvent::Devices`] and [`PhoneEvent::DeviceChanged`].
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SoundDevice {
+    /// Stable id to pass to `set_device` or keep in the config (`"pulseaudio:alsa_output…"`).
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// The system's default device of its direction.
+    pub is_default: bool,
+}
+
+impl From<DeviceInfo> for SoundDevice {
+    fn from(d: DeviceInfo) -> Self {
+        SoundDevice {
+            id: d.id,
+            name: d.name,
+            is_default: d.is_default,
+        }
+    }
 }
 
 /// Call-quality figures in an `ended` event.
@@ -200,6 +244,9 @@ pub enum PhoneEvent {
         call: u64,
         /// Codec.
         codec: String,
+        /// The call's device audio is echo-cancelled (microphone and speaker are both sound
+        /// devices, `echo_cancellation` is on and the build has it).
+        echo_cancellation: bool,
     },
     /// The route failed; trying the next account.
     Failover {
@@ -291,6 +338,38 @@ pub enum PhoneEvent {
         /// Quality figures, if media ran.
         stats: Option<CallSummary>,
     },
+    /// The sound devices (answer to `devices`).
+    Devices {
+        /// The audio system in use (`"PulseAudio"`, `"ALSA"`, `"CoreAudio"`, `"WASAPI"` …).
+        host: String,
+        /// Microphones (and monitors of outputs).
+        inputs: Vec<SoundDevice>,
+        /// Speakers and headsets.
+        outputs: Vec<SoundDevice>,
+        /// The microphone calls use: the device's id while a call has it open, else the
+        /// choice (`"default"` or as given); none when it is a file (`--play`) or not set.
+        input: Option<String>,
+        /// The speaker calls use, likewise (none for `--record` or not set).
+        output: Option<String>,
+        /// Calls cancel echo (both are devices, it is on, and the build has it).
+        echo_cancellation: bool,
+    },
+    /// A sound device is in use now: the devices opened for a call, or `set_device` switched
+    /// (during a call) or chose one (for the next call).
+    DeviceChanged {
+        /// `input` or `output`.
+        direction: String,
+        /// The device.
+        device: SoundDevice,
+        /// Calls cancel echo now.
+        echo_cancellation: bool,
+    },
+    /// The sound devices could not be opened for a call: the message says what to do. The call
+    /// goes on without them (silence); the next call tries again.
+    AudioError {
+        /// What went wrong and what to do.
+        message: String,
+    },
     /// A command could not be carried out.
     Error {
         /// What went wrong and what to do.
@@ -338,8 +417,14 @@ impl Phone {
         let _ = ev_tx.send(PhoneEvent::Ready {
             sip: ua.local_addr().to_string(),
         });
+        let replies = int_tx.clone();
+        let devices = DeviceManager::new(&config, move |r| {
+            let _ = replies.send(Internal::Devices(r));
+        });
         let actor = Actor {
             ua,
+            devices,
+            next_audio_seq: 1,
             config,
             codecs,
             store: std::sync::Mutex::new(store),
@@ -382,6 +467,7 @@ fn now_ms() -> i64 {
 
 enum Internal {
     Media(u64, MediaEvent),
+    Devices(DeviceReply),
     HangupTimer(u64),
     NoAnswer(u64, CallId),
 }
@@ -414,10 +500,18 @@ struct PhoneCall {
     /// This call was placed because call N's peer transferred us (REFER): report its progress
     /// there.
     transfer_for: Option<u64>,
+    /// Its share of the sound devices (once its media runs).
+    slot: Option<Arc<DeviceSlot>>,
+    /// When its media started or it was last resumed (for who owns the devices).
+    audio_seq: u64,
 }
 
 struct Actor {
     ua: UserAgent,
+    /// The sound devices all calls share.
+    devices: DeviceManager,
+    /// Next value of [`PhoneCall::audio_seq`].
+    next_audio_seq: u64,
     config: PhoneConfig,
     codecs: Vec<CodecKind>,
     store: std::sync::Mutex<MessageStore>,
@@ -469,6 +563,7 @@ impl Actor {
         while let Ok(e) = sip.try_recv() {
             self.sip_event(e).await;
         }
+        self.devices.shutdown();
         info!("phone stopped");
     }
 
@@ -585,6 +680,8 @@ impl Actor {
                     established_at: None,
                     muted: false,
                     transfer_for: None,
+                    slot: None,
+                    audio_seq: 0,
                 };
                 self.calls.insert(id, call);
                 self.dial_next(id, None).await;
@@ -618,6 +715,22 @@ impl Actor {
                 None => self.error(format!("no call {call}")),
             },
             PhoneCommand::Dtmf { call, digits } => self.dtmf(call, &digits),
+            PhoneCommand::Devices => self.devices.list(),
+            PhoneCommand::SetDevice { input, output } => {
+                if input.is_none() && output.is_none() {
+                    return self.error(
+                        "set_device needs \"input\" or \"output\": \"default\" or a device id or name from the `devices` command",
+                    );
+                }
+                let chosen = [(DeviceKind::Input, input), (DeviceKind::Output, output)];
+                for (kind, want) in chosen {
+                    if let Some(want) = want
+                        && let Err(e) = self.devices.select(kind, DeviceChoice::from(want))
+                    {
+                        self.error(e);
+                    }
+                }
+            }
             PhoneCommand::Message { to, body, account } => {
                 let Some(route) = self.routes_for(&to, account.as_deref()).into_iter().next()
                 else {
@@ -723,10 +836,15 @@ impl Actor {
             Direction::SendRecv
         };
         call.local.session_version += 1;
+        if !hold {
+            call.audio_seq = self.next_audio_seq;
+            self.next_audio_seq += 1;
+        }
         let offer = sdp::create_offer(&call.local).into_bytes();
         if let Err(e) = self.ua.reoffer(call.sip, offer) {
             self.error(e.to_string());
         }
+        self.route_audio();
     }
 
     fn dtmf(&mut self, id: u64, digits: &str) {
@@ -781,13 +899,16 @@ impl Actor {
         let Some(sockets) = call.sockets.take() else {
             return;
         };
+        // A file where one is given; otherwise the call's share of the sound devices (silent
+        // while it does not own them, or when no device is chosen).
+        let slot = Arc::new(DeviceSlot::default());
         let source: Box<dyn AudioSource> = match &play {
             Some(p) => Box::new(WavFileSource::open(p, n.codec.pcm_rate())),
-            None => Box::new(Silence),
+            None => Box::new(SlotSource(Arc::clone(&slot))),
         };
         let sink: Box<dyn AudioSink> = match &record {
             Some(p) => Box::new(WavFileSink::new(p)),
-            None => Box::new(Silence),
+            None => Box::new(SlotSink(Arc::clone(&slot))),
         };
         let config = StreamConfig {
             negotiated: n,
@@ -801,6 +922,9 @@ impl Actor {
                     let _ = stream.set_mute(true);
                 }
                 call.stream = Some(stream);
+                call.slot = Some(slot);
+                call.audio_seq = self.next_audio_seq;
+                self.next_audio_seq += 1;
                 let tx = self.internal.clone();
                 tokio::spawn(async move {
                     while let Some(e) = events.recv().await {
@@ -815,6 +939,79 @@ impl Actor {
                 warn!(error = %e, "media did not start");
                 self.error(format!("call {id}: {e}"));
                 let _ = self.ua.hangup(sip);
+                return;
+            }
+        }
+        self.devices.media_started();
+        self.route_audio();
+    }
+
+    /// Gives the sound devices to the call that should have them now (see [`audio_owner`]),
+    /// opening them for the first call and closing them after the last.
+    fn route_audio(&mut self) {
+        let states = self.calls.iter().map(|(&id, c)| CallAudioState {
+            id,
+            has_media: c.stream.is_some(),
+            held: c.held,
+            activated: c.audio_seq,
+        });
+        let owner = audio_owner(states)
+            .and_then(|id| Some((id, Arc::clone(self.calls.get(&id)?.slot.as_ref()?))));
+        let active = self.calls.values().any(|c| c.stream.is_some());
+        self.devices.route(owner, active);
+    }
+
+    /// A reply of the device thread.
+    fn device_reply(&mut self, reply: DeviceReply) {
+        match reply {
+            DeviceReply::Opened(opened) => {
+                match self.devices.handle_opened(opened) {
+                    Ok(in_use) => {
+                        let echo_cancellation = self.devices.echo_cancellation();
+                        for (kind, info) in in_use {
+                            self.emit(PhoneEvent::DeviceChanged {
+                                direction: kind.name().into(),
+                                device: info.into(),
+                                echo_cancellation,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "sound devices not opened; calls go on with silence");
+                        self.emit(PhoneEvent::AudioError {
+                            message: e.to_string(),
+                        });
+                    }
+                }
+                self.route_audio();
+            }
+            DeviceReply::Selected {
+                kind,
+                choice,
+                result,
+                switched,
+            } => match result {
+                Ok(info) => {
+                    self.devices.handle_selected(kind, choice, switched);
+                    self.emit(PhoneEvent::DeviceChanged {
+                        direction: kind.name().into(),
+                        device: info.into(),
+                        echo_cancellation: self.devices.echo_cancellation(),
+                    });
+                    self.route_audio();
+                }
+                Err(e) => self.error(format!("cannot use \"{choice}\" as the {kind}: {e}")),
+            },
+            DeviceReply::Listed(Ok(list)) => self.emit(PhoneEvent::Devices {
+                host: list.host,
+                inputs: list.inputs.into_iter().map(Into::into).collect(),
+                outputs: list.outputs.into_iter().map(Into::into).collect(),
+                input: self.devices.current(DeviceKind::Input),
+                output: self.devices.current(DeviceKind::Output),
+                echo_cancellation: self.devices.echo_cancellation(),
+            }),
+            DeviceReply::Listed(Err(e)) => {
+                self.error(format!("cannot list the sound devices: {e}"))
             }
         }
     }
@@ -841,7 +1038,12 @@ impl Actor {
             .as_ref()
             .map(|n| n.codec.encoding_name().to_ascii_lowercase())
             .unwrap_or_default();
-        self.emit(PhoneEvent::Established { call: id, codec });
+        let echo_cancellation = self.devices.echo_cancellation();
+        self.emit(PhoneEvent::Established {
+            call: id,
+            codec,
+            echo_cancellation,
+        });
         if let Some(secs) = self.config.hangup_after {
             let tx = self.internal.clone();
             tokio::spawn(async move {
@@ -899,6 +1101,7 @@ impl Actor {
                 .unwrap_or(0.0),
             stats,
         });
+        self.route_audio();
     }
 
     async fn internal(&mut self, i: Internal) {
@@ -920,6 +1123,7 @@ impl Actor {
                 }
             }
             Internal::Media(_, _) => {}
+            Internal::Devices(reply) => self.device_reply(reply),
             Internal::HangupTimer(id) => self.hangup(id).await,
             Internal::NoAnswer(id, sip) => {
                 let pending = self.calls.get(&id).is_some_and(|c| {
@@ -1087,6 +1291,7 @@ impl Actor {
                         self.error(format!(
                             "call {id}: the other side refused the change ({status})"
                         ));
+                        self.route_audio();
                     }
                 }
             }
@@ -1271,6 +1476,8 @@ impl Actor {
                 established_at: None,
                 muted: false,
                 transfer_for: None,
+                slot: None,
+                audio_seq: 0,
             },
         );
         self.emit(PhoneEvent::Incoming {
@@ -1424,6 +1631,68 @@ mod tests {
         );
         assert!(serde_json::from_str::<PhoneCommand>(r#"{"cmd":"fly"}"#).is_err());
         assert!(serde_json::from_str::<PhoneCommand>(r#"{"cmd":"answer"}"#).is_err());
+    }
+
+    #[test]
+    fn device_commands_parse_from_json_lines() {
+        let c: PhoneCommand = serde_json::from_str(r#"{"cmd":"devices"}"#).unwrap();
+        assert_eq!(c, PhoneCommand::Devices);
+        let c: PhoneCommand =
+            serde_json::from_str(r#"{"cmd":"set_device","output":"pulseaudio:sinkB"}"#).unwrap();
+        assert_eq!(
+            c,
+            PhoneCommand::SetDevice {
+                input: None,
+                output: Some("pulseaudio:sinkB".into())
+            }
+        );
+        let c: PhoneCommand =
+            serde_json::from_str(r#"{"cmd":"set_device","input":"default","output":"x"}"#).unwrap();
+        assert!(
+            matches!(c, PhoneCommand::SetDevice { input: Some(i), output: Some(_) } if i == "default")
+        );
+        // A misspelt direction is refused, not ignored.
+        assert!(
+            serde_json::from_str::<PhoneCommand>(r#"{"cmd":"set_device","speaker":"x"}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn device_events_serialise() {
+        let device = SoundDevice {
+            id: "pulseaudio:sinkA".into(),
+            name: "Null Output".into(),
+            is_default: true,
+        };
+        let e = PhoneEvent::DeviceChanged {
+            direction: "output".into(),
+            device: device.clone(),
+            echo_cancellation: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"device_changed","direction":"output","device":{"id":"pulseaudio:sinkA","name":"Null Output","is_default":true},"echo_cancellation":true}"#
+        );
+        let e = PhoneEvent::Devices {
+            host: "PulseAudio".into(),
+            inputs: vec![],
+            outputs: vec![device],
+            input: None,
+            output: Some("default".into()),
+            echo_cancellation: false,
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["event"], "devices");
+        assert_eq!(v["outputs"][0]["id"], "pulseaudio:sinkA");
+        assert_eq!(v["input"], serde_json::Value::Null);
+        assert_eq!(v["output"], "default");
+        let e = PhoneEvent::AudioError {
+            message: "start the sound server".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"audio_error","message":"start the sound server"}"#
+        );
     }
 
     #[test]
