@@ -1,15 +1,18 @@
 //! The user agent: a thin tokio driver over rsipstack's transports and transactions.
 //!
 //! rsipstack gives us RFC 3261 transactions (retransmissions, timers, the ACK of a 2xx) and
-//! the UDP/TCP/TLS/WS transports. Everything a phone decides sits on top, in this module and
-//! in sans-IO machines: when to register ([`crate::registration`]), how to answer a digest
-//! challenge ([`crate::digest`], ours because rsipstack's rejects SHA-256 and qop lists), what a
-//! dialog looks like, why a call ended ([`crate::call`]).
+//! the UDP/TCP/TLS/WS transports. Everything a phone decides sits on top, in sans-IO machines:
+//! when to register ([`crate::registration`]), how to answer a digest challenge
+//! ([`crate::digest`], ours because rsipstack's rejects SHA-256 and qop lists), what a call does
+//! and when ([`crate::invite`]: CANCEL, re-INVITE, glare, BYE, transfer, timers), why a call
+//! ended ([`crate::call`]).
 //!
-//! One actor task owns all state (accounts, calls, dialogs). Commands come in through
-//! [`UserAgent`]'s methods; transactions run in small tasks that report back to the actor;
-//! everything the application needs to know comes out as [`SipEvent`]s. SDP bodies pass through
-//! untouched: the media layer owns offer/answer.
+//! One actor task owns all state (accounts and their registration machines, calls and their
+//! call machines). Commands come in through [`UserAgent`]'s methods and go to the machines;
+//! the actor carries out what the machines ask for: it builds requests with rsipstack and runs
+//! each transaction in a small task that reports back (responses, CANCEL, ACK), and it wakes the
+//! machines' timers. Everything the application needs to know comes out as [`SipEvent`]s. SDP
+//! bodies pass through untouched: the media layer owns offer/answer.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use rand_core::{OsRng, RngCore};
 use rsipstack::EndpointBuilder;
 use rsipstack::platform::CancellationToken;
 use rsipstack::sip::headers::make_header;
@@ -32,9 +36,13 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::account::{Account, TransportKind};
+use crate::call::CallId;
 pub use crate::call::SipEvent;
-use crate::call::{CallId, EndReason};
 use crate::digest::{self, DigestClient};
+use crate::invite::{
+    self, CallAction, CallMachine, Dialog, InRequest, InResponse, IncomingInvite, OutRequest,
+    ServerTxn,
+};
 use crate::registration::{RegisterOutcome, Registration, RegistrationAction};
 use crate::tls::{self, TrustAnchors};
 
@@ -43,9 +51,6 @@ use crate::tls::{self, TrustAnchors};
 const NON_INVITE_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long opening a TCP/TLS/WS connection to the proxy (TLS handshake included) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
-/// How long an INVITE may go without any response (not even 100 Trying) before the proxy counts
-/// as unreachable.
-const INVITE_NO_RESPONSE: Duration = Duration::from_secs(4);
 /// Allowed methods, advertised in Allow.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, NOTIFY, REFER";
 
@@ -182,7 +187,9 @@ impl UserAgent {
             internal: int_tx,
             accounts: HashMap::new(),
             calls: HashMap::new(),
+            servers: HashMap::new(),
             next_call: 1,
+            next_txn: 1,
             next_message: 1,
             tls: Arc::default(),
         };
@@ -326,26 +333,33 @@ enum Internal {
         account: String,
         alive: bool,
     },
-    InviteResponse {
+    /// A response to a request of a call's machine.
+    Response {
         call: CallId,
+        method: invite::Method,
+        cseq: u32,
         response: Response,
     },
-    InviteFailed {
+    /// A request of a call's machine got no final response.
+    RequestFailed {
         call: CallId,
+        method: invite::Method,
+        cseq: u32,
         status: Option<u16>,
         reason: String,
     },
-    ServerInvite {
+    /// The INVITE a call's server transaction holds was cancelled.
+    ServerCancel {
         call: CallId,
-        event: ServerInviteEvent,
     },
-    ReofferDone {
+    /// An ACK for the 2xx of a call's server INVITE transaction.
+    ServerAck {
         call: CallId,
-        result: Result<Vec<u8>, u16>,
+        cseq: u32,
     },
-    ReferDone {
-        call: CallId,
-        status: Option<u16>,
+    /// A server transaction's task ended.
+    ServerDone {
+        txn: ServerTxn,
     },
     MessageDone {
         id: u64,
@@ -354,19 +368,22 @@ enum Internal {
     },
 }
 
-enum ServerInviteEvent {
-    Cancelled,
-    Acked,
-    Finished,
+/// A response the machine asked for, to the task holding the server transaction.
+struct ServerReply {
+    status: u16,
+    sdp: Option<Vec<u8>>,
 }
 
-/// Commands to the task that holds an incoming INVITE's server transaction.
-enum ServerCmd {
-    Ringing,
-    Accept(Vec<u8>),
-    Reject(u16),
+/// What goes into the responses of one server transaction besides status and body.
+#[derive(Default)]
+struct ResponseHeaders {
+    /// Copied into 101–299 responses (RFC 3261 §12.1.1: dialog-creating responses).
+    record_route: Vec<Header>,
+    /// Our Contact, for 101–299 responses to an INVITE.
+    contact: Option<String>,
+    /// Advertise Allow in a 2xx (to the initial INVITE).
+    allow: bool,
 }
-
 struct AccountState {
     account: Arc<Account>,
     registration: Registration,
@@ -384,55 +401,21 @@ struct AccountState {
     queued_register: Option<u32>,
 }
 
-#[derive(Debug, Clone)]
-struct Dialog {
-    call_id: String,
-    local_tag: String,
-    remote_tag: Option<String>,
-    /// Our URI (From of our requests), without tag.
-    local_uri: String,
-    /// Their URI (To of our requests), without tag.
-    remote_uri: String,
-    /// Where in-dialog requests go (their Contact).
-    remote_target: String,
-    /// Route headers for in-dialog requests.
-    route_set: Vec<String>,
-    local_cseq: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Our INVITE is out, no final answer yet.
-    Calling,
-    /// Incoming INVITE not yet answered.
-    Offered,
-    /// We sent 200, waiting for ACK.
-    Accepted,
-    Established,
-    /// BYE/CANCEL sent or received; the Ended event went out.
-    Ending,
-}
-
-struct Call {
+/// One call: its sans-IO machine and the rsipstack pieces it needs.
+struct CallSlot {
     account: String,
-    dialog: Dialog,
-    phase: Phase,
-    /// Incoming: the task holding the INVITE server transaction.
-    server: Option<mpsc::UnboundedSender<ServerCmd>>,
-    /// Outgoing: the INVITE we sent (for CANCEL).
+    machine: CallMachine,
+    /// Our last initial INVITE as sent (a CANCEL copies it).
     invite: Option<Request>,
-    /// Outgoing: our INVITE transaction is still running.
-    invite_pending: bool,
-    /// Outgoing: a provisional response came (a CANCEL may be sent).
-    got_provisional: bool,
-    /// Outgoing: CANCEL sent.
-    cancel_sent: bool,
-    /// A re-INVITE from the other side waiting for our answer.
-    pending_reoffer: Option<oneshot::Sender<Result<Vec<u8>, u16>>>,
-    /// Digest retries done for this INVITE.
-    auth_attempts: u32,
+    /// The task running the initial INVITE's client transaction.
+    invite_task: Option<tokio::task::AbortHandle>,
 }
 
+/// A request from the other side waiting for its call's machine to answer it.
+struct ServerSlot {
+    call: CallId,
+    replies: mpsc::UnboundedSender<ServerReply>,
+}
 struct Actor {
     ep: EndpointInnerRef,
     _endpoint: rsipstack::transaction::endpoint::Endpoint,
@@ -442,8 +425,11 @@ struct Actor {
     events: mpsc::UnboundedSender<SipEvent>,
     internal: mpsc::UnboundedSender<Internal>,
     accounts: HashMap<String, AccountState>,
-    calls: HashMap<CallId, Call>,
+    calls: HashMap<CallId, CallSlot>,
+    /// Requests of the other side waiting for their call's machine.
+    servers: HashMap<ServerTxn, ServerSlot>,
     next_call: u64,
+    next_txn: u64,
     next_message: u64,
     /// Trust anchors handed to rsipstack for TLS proxies (loaded on first use).
     tls: Arc<tokio::sync::Mutex<TrustAnchors>>,
@@ -473,6 +459,7 @@ impl Actor {
                 .accounts
                 .values()
                 .filter_map(|a| a.registration.poll_timeout())
+                .chain(self.calls.values().filter_map(|c| c.machine.poll_timeout()))
                 .chain(shutdown.as_ref().map(|(_, d)| *d))
                 .min()
                 .unwrap_or(now + Duration::from_secs(3600));
@@ -491,12 +478,21 @@ impl Actor {
                         });
                     }
                 },
-                Some(tx) = incoming.recv() => self.handle_incoming(tx),
+                Some(tx) = incoming.recv() => self.handle_incoming(tx, Instant::now()),
                 Some(i) = internal.recv() => self.handle_internal(i, Instant::now()),
                 _ = tokio::time::sleep_until(wake.into()) => {
                     let now = Instant::now();
                     for a in self.accounts.values_mut() {
                         a.registration.handle_timeout(now);
+                    }
+                    let due: Vec<CallId> = self
+                        .calls
+                        .iter()
+                        .filter(|(_, c)| c.machine.poll_timeout().is_some_and(|t| t <= now))
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in due {
+                        self.with_call(id, now, |m| m.handle_timeout(now));
                     }
                 }
             }
@@ -514,7 +510,7 @@ impl Actor {
     fn begin_shutdown(&mut self, now: Instant) {
         let ids: Vec<CallId> = self.calls.keys().copied().collect();
         for id in ids {
-            self.hangup(id);
+            self.with_call(id, now, |m| m.hangup(now));
         }
         for a in self.accounts.values_mut() {
             if a.account.register {
@@ -560,74 +556,39 @@ impl Actor {
                 sdp,
                 reply,
             } => {
-                let _ = reply.send(self.start_call(&account, &target, sdp));
+                let _ = reply.send(self.start_call(&account, &target, sdp, now));
             }
-            Command::Ringing(id) => self.server_cmd(id, ServerCmd::Ringing),
-            Command::Answer(id, sdp) => {
-                if let Some(call) = self.calls.get_mut(&id)
-                    && call.phase == Phase::Offered
-                {
-                    call.phase = Phase::Accepted;
-                }
-                self.server_cmd(id, ServerCmd::Accept(sdp));
-            }
-            Command::Reject(id, status) => {
-                self.server_cmd(id, ServerCmd::Reject(status));
-                if self.calls.remove(&id).is_some() {
-                    self.emit(SipEvent::Ended {
-                        call: id,
-                        reason: EndReason::Declined,
-                    });
-                }
-            }
-            Command::Hangup(id) => self.hangup(id),
-            Command::Reoffer(id, sdp) => self.send_reoffer(id, sdp),
+            Command::Ringing(id) => self.with_call(id, now, |m| m.ringing(now)),
+            Command::Answer(id, sdp) => self.with_call(id, now, |m| m.answer(now, sdp)),
+            Command::Reject(id, status) => self.with_call(id, now, |m| m.reject(now, status)),
+            Command::Hangup(id) => self.with_call(id, now, |m| m.hangup(now)),
+            Command::Reoffer(id, sdp) => self.with_call(id, now, |m| m.reoffer(now, sdp)),
             Command::AnswerReoffer(id, answer) => {
-                if let Some(tx) = self
-                    .calls
-                    .get_mut(&id)
-                    .and_then(|c| c.pending_reoffer.take())
-                {
-                    let _ = tx.send(answer);
-                }
+                self.with_call(id, now, |m| m.answer_reoffer(now, answer))
             }
             Command::Info(id, content_type, body) => {
-                let Some(req) =
-                    self.in_dialog_request(id, Method::Info, Some((&content_type, body)))
-                else {
-                    return;
-                };
-                let (ep, proxy) = (self.ep.clone(), self.proxy_of_call(id));
-                tokio::spawn(async move {
-                    let _ = run_non_invite(ep, req, proxy).await;
-                });
+                self.with_call(id, now, |m| m.info(now, &content_type, body))
             }
-            Command::Refer(id, target) => self.send_refer(id, &target),
-            Command::NotifyTransfer(id, status, reason) => {
-                let fin = status >= 200;
-                let Some(mut req) = self.in_dialog_request(
-                    id,
-                    Method::Notify,
-                    Some((
-                        "message/sipfrag;version=2.0",
-                        format!("SIP/2.0 {status} {reason}\r\n").into_bytes(),
-                    )),
-                ) else {
+            Command::Refer(id, target) => {
+                let domain = self
+                    .calls
+                    .get(&id)
+                    .and_then(|c| self.accounts.get(&c.account))
+                    .map(|a| a.account.aor.domain.clone());
+                let Some(domain) = domain else {
                     return;
                 };
-                req.headers.push(make_header("Event", "refer".into()));
-                req.headers.push(make_header(
-                    "Subscription-State",
-                    if fin {
-                        "terminated;reason=noresource".into()
-                    } else {
-                        "active;expires=60".into()
-                    },
-                ));
-                let (ep, proxy) = (self.ep.clone(), self.proxy_of_call(id));
-                tokio::spawn(async move {
-                    let _ = run_non_invite(ep, req, proxy).await;
-                });
+                match target_uri(&target, &domain) {
+                    Ok(target) => self.with_call(id, now, |m| m.refer(now, &target)),
+                    Err(_) => self.emit(SipEvent::TransferAccepted {
+                        call: id,
+                        accepted: false,
+                        status: None,
+                    }),
+                }
+            }
+            Command::NotifyTransfer(id, status, reason) => {
+                self.with_call(id, now, |m| m.notify_transfer(now, status, &reason))
             }
             Command::Message {
                 account,
@@ -642,12 +603,6 @@ impl Actor {
                 let _ = reply.send(r.map(|()| id));
             }
             Command::Shutdown(_) => {}
-        }
-    }
-
-    fn server_cmd(&self, id: CallId, cmd: ServerCmd) {
-        if let Some(tx) = self.calls.get(&id).and_then(|c| c.server.as_ref()) {
-            let _ = tx.send(cmd);
         }
     }
 
@@ -767,7 +722,13 @@ impl Actor {
 
     // -------------------------------------------------------------------- calls
 
-    fn start_call(&mut self, account: &str, target: &str, sdp: Vec<u8>) -> Result<CallId, UaError> {
+    fn start_call(
+        &mut self,
+        account: &str,
+        target: &str,
+        sdp: Vec<u8>,
+        now: Instant,
+    ) -> Result<CallId, UaError> {
         let a = self
             .accounts
             .get(account)
@@ -785,96 +746,351 @@ impl Actor {
             route_set: Vec::new(),
             local_cseq: 1,
         };
-        let call = Call {
-            account: account.to_string(),
-            dialog,
-            phase: Phase::Calling,
-            server: None,
-            invite: None,
-            invite_pending: false,
-            got_provisional: false,
-            cancel_sent: false,
-            pending_reoffer: None,
-            auth_attempts: 0,
-        };
-        self.calls.insert(id, call);
-        self.send_invite(id, sdp, None);
+        let machine = CallMachine::outgoing(id, dialog, sdp, now, OsRng.next_u64());
+        self.calls.insert(
+            id,
+            CallSlot {
+                account: account.to_string(),
+                machine,
+                invite: None,
+                invite_task: None,
+            },
+        );
+        self.drive_call(id, now);
         Ok(id)
     }
 
-    /// Send (or re-send with credentials) our initial INVITE.
-    fn send_invite(&mut self, id: CallId, sdp: Vec<u8>, authorization: Option<(String, String)>) {
-        let Some(call) = self.calls.get_mut(&id) else {
+    /// Give a call's machine an input, then carry out what it asks for.
+    fn with_call(&mut self, id: CallId, now: Instant, f: impl FnOnce(&mut CallMachine)) {
+        if let Some(slot) = self.calls.get_mut(&id) {
+            f(&mut slot.machine);
+            self.drive_call(id, now);
+        }
+    }
+
+    /// Carry out a call machine's actions; forget the call once it is over.
+    fn drive_call(&mut self, id: CallId, now: Instant) {
+        while let Some(action) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.machine.poll_action())
+        {
+            match action {
+                CallAction::Send(request) => self.send_call_request(id, request, now),
+                CallAction::Respond { txn, status, sdp } => {
+                    if let Some(s) = self.servers.get(&txn) {
+                        let _ = s.replies.send(ServerReply { status, sdp });
+                    }
+                }
+                CallAction::AbandonInvite => {
+                    if let Some(task) = self.calls.get_mut(&id).and_then(|c| c.invite_task.take()) {
+                        task.abort();
+                    }
+                }
+                CallAction::Event(e) => self.emit(e),
+            }
+        }
+        if self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.machine.is_terminated())
+            && let Some(slot) = self.calls.remove(&id)
+        {
+            if let Some(task) = slot.invite_task {
+                task.abort();
+            }
+            // Tasks still holding a request of this call see their channel close.
+            self.servers.retain(|_, s| s.call != id);
+        }
+    }
+
+    /// Build a request the machine asked for and run its transaction.
+    fn send_call_request(&mut self, id: CallId, request: OutRequest, now: Instant) {
+        let method = request.method();
+        match request {
+            OutRequest::Invite {
+                cseq,
+                sdp,
+                challenge,
+            } => self.send_invite(id, cseq, sdp, challenge, now),
+            OutRequest::Cancel { .. } => self.send_cancel(id),
+            // rsipstack's INVITE client transaction ACKs a 2xx by itself (route set from its
+            // Record-Route), for the initial INVITE and re-INVITEs alike.
+            OutRequest::Ack { .. } => {}
+            OutRequest::Bye { cseq } => {
+                let req = self.in_dialog_request(id, Method::Bye, cseq, None);
+                self.spawn_non_invite(id, req, None);
+            }
+            OutRequest::Info {
+                cseq,
+                content_type,
+                body,
+            } => {
+                let req =
+                    self.in_dialog_request(id, Method::Info, cseq, Some((&content_type, body)));
+                self.spawn_non_invite(id, req, None);
+            }
+            OutRequest::Notify {
+                cseq,
+                status,
+                reason,
+            } => {
+                let body = format!("SIP/2.0 {status} {reason}\r\n").into_bytes();
+                let req = self
+                    .in_dialog_request(
+                        id,
+                        Method::Notify,
+                        cseq,
+                        Some(("message/sipfrag;version=2.0", body)),
+                    )
+                    .map(|mut req| {
+                        req.headers.push(make_header("Event", "refer".into()));
+                        req.headers.push(make_header(
+                            "Subscription-State",
+                            if status >= 200 {
+                                "terminated;reason=noresource".into()
+                            } else {
+                                "active;expires=60".into()
+                            },
+                        ));
+                        req
+                    });
+                self.spawn_non_invite(id, req, None);
+            }
+            OutRequest::Refer { cseq, target } => {
+                let (aor, contact) = self.our_contact(id).unzip();
+                let req = self
+                    .in_dialog_request(id, Method::Refer, cseq, None)
+                    .map(|mut req| {
+                        req.headers
+                            .push(make_header("Refer-To", format!("<{target}>")));
+                        if let (Some(aor), Some(contact)) = (aor, contact) {
+                            req.headers
+                                .push(make_header("Referred-By", format!("<{aor}>")));
+                            req.headers.push(make_header("Contact", contact));
+                        }
+                        req
+                    });
+                self.spawn_non_invite(id, req, Some((method, cseq)));
+            }
+            OutRequest::ReInvite { cseq, sdp } => {
+                let contact = self.our_contact(id).map(|(_, c)| c);
+                let req = self
+                    .in_dialog_request(id, Method::Invite, cseq, Some(("application/sdp", sdp)))
+                    .map(|mut req| {
+                        if let Some(contact) = contact {
+                            req.headers.push(make_header("Contact", contact));
+                        }
+                        req
+                    });
+                let Some(req) = req else {
+                    self.with_call(id, now, |m| {
+                        m.handle_request_failed(
+                            now,
+                            method,
+                            cseq,
+                            Some(400),
+                            "cannot build the re-INVITE".into(),
+                        )
+                    });
+                    return;
+                };
+                let (ep, proxy, internal) = (
+                    self.ep.clone(),
+                    self.proxy_of_call(id),
+                    self.internal.clone(),
+                );
+                tokio::spawn(async move {
+                    let failed = |status, reason: &str| Internal::RequestFailed {
+                        call: id,
+                        method,
+                        cseq,
+                        status: Some(status),
+                        reason: reason.to_string(),
+                    };
+                    let key = match TransactionKey::from_request(&req, TransactionRole::Client) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            let _ = internal.send(failed(400, &e.to_string()));
+                            return;
+                        }
+                    };
+                    let mut tx = Transaction::new_client(key, req, ep, None);
+                    tx.destination = proxy;
+                    if tx.send().await.is_ok() {
+                        while let Some(msg) = tx.receive().await {
+                            if let SipMessage::Response(response) = msg
+                                && response.status_code.code() >= 200
+                            {
+                                let _ = internal.send(Internal::Response {
+                                    call: id,
+                                    method,
+                                    cseq,
+                                    response,
+                                });
+                                return;
+                            }
+                        }
+                    }
+                    let _ = internal.send(failed(408, "no answer to the re-INVITE"));
+                });
+            }
+        }
+    }
+
+    /// Our AOR and Contact for a call's account.
+    fn our_contact(&self, id: CallId) -> Option<(String, String)> {
+        let a = self.accounts.get(&self.calls.get(&id)?.account)?;
+        Some((
+            a.account.aor.to_string(),
+            contact_for(&a.account, &a.flow, &self.config.instance),
+        ))
+    }
+
+    /// Run a non-INVITE request of a call; `report` = feed its outcome back to the machine.
+    fn spawn_non_invite(
+        &self,
+        id: CallId,
+        req: Option<Request>,
+        report: Option<(invite::Method, u32)>,
+    ) {
+        let Some(req) = req else {
+            return;
+        };
+        let (ep, proxy, internal) = (
+            self.ep.clone(),
+            self.proxy_of_call(id),
+            self.internal.clone(),
+        );
+        tokio::spawn(async move {
+            let outcome = run_non_invite(ep, req, proxy).await;
+            let Some((method, cseq)) = report else {
+                return;
+            };
+            let _ = internal.send(match outcome {
+                Ok(Some(response)) => Internal::Response {
+                    call: id,
+                    method,
+                    cseq,
+                    response,
+                },
+                Ok(None) => Internal::RequestFailed {
+                    call: id,
+                    method,
+                    cseq,
+                    status: None,
+                    reason: "no answer".into(),
+                },
+                Err(reason) => Internal::RequestFailed {
+                    call: id,
+                    method,
+                    cseq,
+                    status: None,
+                    reason,
+                },
+            });
+        });
+    }
+
+    /// Send our initial INVITE (again with credentials when `challenge` is set).
+    fn send_invite(
+        &mut self,
+        id: CallId,
+        cseq: u32,
+        sdp: Vec<u8>,
+        challenge: Option<invite::Challenge>,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get(&id) else {
             return;
         };
         let Some(a) = self.accounts.get(&call.account) else {
             return;
         };
+        let d = call.machine.dialog();
         let contact = contact_for(&a.account, &a.flow, &self.config.instance);
-        let d = &call.dialog;
         let mut extra = vec![
             ("Contact".to_string(), contact),
             ("Allow".to_string(), ALLOW.to_string()),
             ("Supported".to_string(), "replaces".to_string()),
             ("Content-Type".to_string(), "application/sdp".to_string()),
         ];
-        if let Some((name, value)) = authorization {
-            extra.push((name, value));
+        let mut failure = None;
+        if let Some(ch) = challenge {
+            let answer_header = if ch.status == 401 {
+                "Authorization"
+            } else {
+                "Proxy-Authorization"
+            };
+            let answer = match (&a.account.credentials, a.digest.lock()) {
+                (Some(creds), Ok(mut digest)) => authorize(
+                    &mut digest,
+                    &ch.headers,
+                    creds,
+                    "INVITE",
+                    &d.remote_target,
+                    &sdp,
+                ),
+                (None, _) => Err("the proxy wants credentials and this account has none".into()),
+                (_, Err(_)) => Err("internal error: digest state poisoned".into()),
+            };
+            match answer {
+                Ok(value) => extra.push((answer_header.to_string(), value)),
+                Err(reason) => failure = Some((Some(ch.status), reason)),
+            }
         }
-        let req = build_request(
-            &self.ep,
-            &a.flow,
-            Method::Invite,
-            &d.remote_target,
-            &format!(
-                "{}<{}>;tag={}",
-                display(&a.account.display_name),
-                d.local_uri,
-                d.local_tag
-            ),
-            &format!("<{}>", d.remote_uri),
-            &d.call_id,
-            d.local_cseq,
-            &extra,
-        );
+        let req = match failure {
+            Some(f) => Err(f),
+            None => build_request(
+                &self.ep,
+                &a.flow,
+                Method::Invite,
+                &d.remote_target,
+                &format!(
+                    "{}<{}>;tag={}",
+                    display(&a.account.display_name),
+                    d.local_uri,
+                    d.local_tag
+                ),
+                &format!("<{}>", d.remote_uri),
+                &d.call_id,
+                cseq,
+                &extra,
+            )
+            .map_err(|e| (None, e)),
+        };
         let mut req = match req {
             Ok(r) => r,
-            Err(e) => {
-                self.end_call(
-                    id,
-                    EndReason::Failed {
-                        status: None,
-                        reason: e,
-                    },
-                );
+            Err((status, reason)) => {
+                self.with_call(id, now, |m| {
+                    m.handle_request_failed(now, invite::Method::Invite, cseq, status, reason)
+                });
                 return;
             }
         };
         req.body = sdp;
-        call.invite = Some(req.clone());
-        call.invite_pending = true;
         let proxy = proxy_addr(&a.account);
         let account = a.account.clone();
         let tls = self.tls.clone();
         let ep = self.ep.clone();
         let internal = self.internal.clone();
-        tokio::spawn(async move {
+        let sent = req.clone();
+        let task = tokio::spawn(async move {
+            let failed = |status, reason| Internal::RequestFailed {
+                call: id,
+                method: invite::Method::Invite,
+                cseq,
+                status,
+                reason,
+            };
             if let Err(reason) = ensure_tls_trust(&ep, &tls, &account).await {
-                let _ = internal.send(Internal::InviteFailed {
-                    call: id,
-                    status: None,
-                    reason,
-                });
+                let _ = internal.send(failed(None, reason));
                 return;
             }
             let key = match TransactionKey::from_request(&req, TransactionRole::Client) {
                 Ok(k) => k,
                 Err(e) => {
-                    let _ = internal.send(Internal::InviteFailed {
-                        call: id,
-                        status: None,
-                        reason: e.to_string(),
-                    });
+                    let _ = internal.send(failed(None, e.to_string()));
                     return;
                 }
             };
@@ -883,174 +1099,35 @@ impl Actor {
             if let Err(e) = tx.send().await {
                 let (FlowError::Transient(reason) | FlowError::Permanent(reason)) =
                     connect_error(&e, &account);
-                let _ = internal.send(Internal::InviteFailed {
-                    call: id,
-                    status: None,
-                    reason: format!("cannot send the INVITE: {reason}"),
-                });
+                let _ = internal.send(failed(None, format!("cannot send the INVITE: {reason}")));
                 return;
             }
-            // A proxy answers an INVITE with 100 Trying at once; silence means it is down, and
-            // the call should fail over now rather than after timer B (32 s).
-            let mut answered = false;
-            loop {
-                let msg = if answered {
-                    tx.receive().await
-                } else {
-                    match tokio::time::timeout(INVITE_NO_RESPONSE, tx.receive()).await {
-                        Ok(m) => m,
-                        Err(_) => {
-                            let _ = internal.send(Internal::InviteFailed {
-                                call: id,
-                                status: Some(408),
-                                reason: format!(
-                                    "the proxy did not answer within {} s",
-                                    INVITE_NO_RESPONSE.as_secs()
-                                ),
-                            });
-                            return;
-                        }
-                    }
-                };
-                let Some(msg) = msg else { break };
-                answered = true;
+            // The machine's no-response timer covers silence; this task only relays.
+            while let Some(msg) = tx.receive().await {
                 if let SipMessage::Response(response) = msg {
                     let fin = response.status_code.code() >= 200;
-                    let _ = internal.send(Internal::InviteResponse { call: id, response });
+                    let _ = internal.send(Internal::Response {
+                        call: id,
+                        method: invite::Method::Invite,
+                        cseq,
+                        response,
+                    });
                     if fin {
                         return;
                     }
                 }
             }
-            let _ = internal.send(Internal::InviteFailed {
-                call: id,
-                status: Some(408),
-                reason: "no answer to the INVITE".into(),
-            });
+            let _ = internal.send(failed(Some(408), "no answer to the INVITE".into()));
         });
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.invite = Some(sent);
+            call.invite_task = Some(task.abort_handle());
+        }
     }
 
-    fn handle_invite_response(&mut self, id: CallId, response: Response) {
-        let status = response.status_code.code();
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        if status >= 200 {
-            call.invite_pending = false;
-        }
-        let to_tag = response
-            .to_header()
-            .ok()
-            .and_then(|t| t.tag().ok().flatten())
-            .map(|t| t.to_string());
-        if call.phase == Phase::Ending {
-            // The user hung up before the final answer.
-            if (101..200).contains(&status) && !call.cancel_sent {
-                call.cancel_sent = true;
-                self.send_cancel(id);
-            } else if (200..300).contains(&status) {
-                // The answer crossed our CANCEL: the stack ACKs it; end it with a BYE.
-                learn_dialog(&mut call.dialog, &response, to_tag);
-                if let Some(req) = self.in_dialog_request(id, Method::Bye, None) {
-                    let (ep, proxy) = (self.ep.clone(), self.proxy_of_call(id));
-                    tokio::spawn(async move {
-                        let _ = run_non_invite(ep, req, proxy).await;
-                    });
-                }
-            }
-            if status >= 200 {
-                self.calls.remove(&id);
-            }
-            return;
-        }
-        if call.phase != Phase::Calling {
-            return;
-        }
-        if status < 200 {
-            if status > 100 {
-                call.got_provisional = true;
-                if call.dialog.remote_tag.is_none() {
-                    call.dialog.remote_tag = to_tag;
-                }
-                let sdp = (!response.body.is_empty()).then(|| response.body.clone());
-                self.emit(SipEvent::Progress {
-                    call: id,
-                    status,
-                    sdp,
-                });
-            }
-            return;
-        }
-        if (200..300).contains(&status) {
-            learn_dialog(&mut call.dialog, &response, to_tag);
-            call.phase = Phase::Established;
-            self.emit(SipEvent::Answered {
-                call: id,
-                sdp: response.body.clone(),
-            });
-            return;
-        }
-        if matches!(status, 401 | 407) && call.auth_attempts < 2 {
-            call.auth_attempts += 1;
-            let Some(invite) = call.invite.clone() else {
-                return;
-            };
-            let Some(a) = self.accounts.get(&call.account) else {
-                return;
-            };
-            let (challenge_header, answer_header) = if status == 401 {
-                ("WWW-Authenticate", "Authorization")
-            } else {
-                ("Proxy-Authenticate", "Proxy-Authorization")
-            };
-            let challenges = header_values(&response, challenge_header);
-            let answer = match (&a.account.credentials, a.digest.lock()) {
-                (Some(creds), Ok(mut d)) => authorize(
-                    &mut d,
-                    &challenges,
-                    creds,
-                    "INVITE",
-                    &invite.uri.to_string(),
-                    &invite.body,
-                ),
-                (None, _) => Err("the proxy wants credentials and this account has none".into()),
-                (_, Err(_)) => Err("internal error: digest state poisoned".into()),
-            };
-            match answer {
-                Ok(value) => {
-                    call.dialog.local_cseq += 1;
-                    call.got_provisional = false;
-                    self.send_invite(id, invite.body, Some((answer_header.into(), value)));
-                }
-                Err(reason) => self.end_call(
-                    id,
-                    EndReason::Failed {
-                        status: Some(status),
-                        reason,
-                    },
-                ),
-            }
-            return;
-        }
-        let phrase = response.status_code.text();
-        let reason = if matches!(status, 401 | 407) {
-            EndReason::Failed {
-                status: Some(status),
-                reason: "the proxy refused our credentials".into(),
-            }
-        } else if status == 487 {
-            EndReason::RemoteHangup
-        } else {
-            EndReason::from_failure_status(status, phrase)
-        };
-        self.end_call(id, reason);
-    }
-
+    /// CANCEL our initial INVITE: the same Via, From, To, Call-ID and Route, CSeq method CANCEL.
     fn send_cancel(&mut self, id: CallId) {
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
-        let Some(invite) = call.invite.clone() else {
+        let Some(invite) = self.calls.get(&id).and_then(|c| c.invite.clone()) else {
             return;
         };
         let proxy = self.proxy_of_call(id);
@@ -1082,109 +1159,17 @@ impl Actor {
         });
     }
 
-    fn hangup(&mut self, id: CallId) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        match call.phase {
-            Phase::Calling => {
-                // CANCEL only once a provisional response came (RFC 3261 §9.1); otherwise it
-                // goes out when the first one arrives (see handle_invite_response).
-                if call.got_provisional {
-                    call.cancel_sent = true;
-                    self.send_cancel(id);
-                }
-                self.end_call(id, EndReason::LocalHangup);
-            }
-            Phase::Offered => {
-                self.server_cmd(id, ServerCmd::Reject(603));
-                self.end_call(id, EndReason::LocalHangup);
-            }
-            Phase::Accepted | Phase::Established => {
-                if let Some(req) = self.in_dialog_request(id, Method::Bye, None) {
-                    let (ep, proxy) = (self.ep.clone(), self.proxy_of_call(id));
-                    tokio::spawn(async move {
-                        let _ = run_non_invite(ep, req, proxy).await;
-                    });
-                }
-                self.end_call(id, EndReason::LocalHangup);
-            }
-            Phase::Ending => {}
-        }
-    }
-
-    /// Tell the application the call is over; forget it unless our INVITE transaction is
-    /// still running (a late 2xx must still be ended with a BYE).
-    fn end_call(&mut self, id: CallId, reason: EndReason) {
-        if let Some(call) = self.calls.get_mut(&id) {
-            if call.phase == Phase::Ending {
-                return;
-            }
-            call.phase = Phase::Ending;
-            if !call.invite_pending {
-                self.calls.remove(&id);
-            }
-            self.emit(SipEvent::Ended { call: id, reason });
-        }
-    }
-
-    fn send_reoffer(&mut self, id: CallId, sdp: Vec<u8>) {
-        let Some(mut req) =
-            self.in_dialog_request(id, Method::Invite, Some(("application/sdp", sdp)))
-        else {
-            return;
-        };
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
-        let Some(a) = self.accounts.get(&call.account) else {
-            return;
-        };
-        req.headers.push(make_header(
-            "Contact",
-            contact_for(&a.account, &a.flow, &self.config.instance),
-        ));
-        let proxy = self.proxy_of_call(id);
-        let (ep, internal) = (self.ep.clone(), self.internal.clone());
-        tokio::spawn(async move {
-            let result = match TransactionKey::from_request(&req, TransactionRole::Client) {
-                Ok(key) => {
-                    let mut tx = Transaction::new_client(key, req, ep, None);
-                    tx.destination = proxy;
-                    let mut result = Err(408);
-                    if tx.send().await.is_ok() {
-                        while let Some(msg) = tx.receive().await {
-                            if let SipMessage::Response(r) = msg {
-                                let code = r.status_code.code();
-                                if code >= 300 {
-                                    result = Err(code);
-                                    break;
-                                } else if code >= 200 {
-                                    result = Ok(r.body.clone());
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    result
-                }
-                Err(_) => Err(400),
-            };
-            let _ = internal.send(Internal::ReofferDone { call: id, result });
-        });
-    }
-
-    /// A request inside an established dialog (BYE, INFO, re-INVITE) from our side.
+    /// A request inside a call's dialog (BYE, INFO, re-INVITE …) from our side.
     fn in_dialog_request(
-        &mut self,
+        &self,
         id: CallId,
         method: Method,
+        cseq: u32,
         body: Option<(&str, Vec<u8>)>,
     ) -> Option<Request> {
-        let call = self.calls.get_mut(&id)?;
-        let local = self.accounts.get(&call.account)?.flow.clone();
-        call.dialog.local_cseq += 1;
-        let d = &call.dialog;
+        let call = self.calls.get(&id)?;
+        let local = &self.accounts.get(&call.account)?.flow;
+        let d = call.machine.dialog();
         let to = match &d.remote_tag {
             Some(t) => format!("<{}>;tag={}", d.remote_uri, t),
             None => format!("<{}>", d.remote_uri),
@@ -1199,13 +1184,13 @@ impl Actor {
         }
         let mut req = build_request(
             &self.ep,
-            &local,
+            local,
             method,
             &d.remote_target,
             &format!("<{}>;tag={}", d.local_uri, d.local_tag),
             &to,
             &d.call_id,
-            d.local_cseq,
+            cseq,
             &extra,
         )
         .ok()?;
@@ -1215,44 +1200,92 @@ impl Actor {
         Some(req)
     }
 
-    fn send_refer(&mut self, id: CallId, target: &str) {
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
-        let Some(a) = self.accounts.get(&call.account) else {
-            return;
-        };
-        let Ok(target) = target_uri(target, &a.account.aor.domain) else {
-            self.emit(SipEvent::TransferAccepted {
-                call: id,
-                accepted: false,
-                status: None,
-            });
-            return;
-        };
-        let aor = a.account.aor.to_string();
-        let contact = contact_for(&a.account, &a.flow, &self.config.instance);
-        let Some(mut req) = self.in_dialog_request(id, Method::Refer, None) else {
-            return;
-        };
-        req.headers
-            .push(make_header("Refer-To", format!("<{target}>")));
-        req.headers
-            .push(make_header("Referred-By", format!("<{aor}>")));
-        req.headers.push(make_header("Contact", contact));
-        let (ep, proxy, internal) = (
-            self.ep.clone(),
-            self.proxy_of_call(id),
-            self.internal.clone(),
-        );
+    /// Hand a request of the other side to a task that answers it when the call's machine
+    /// says so, and reports CANCEL and ACK back.
+    fn spawn_server(
+        &mut self,
+        call: CallId,
+        mut tx: Transaction,
+        headers: ResponseHeaders,
+    ) -> ServerTxn {
+        let txn = ServerTxn(self.next_txn);
+        self.next_txn += 1;
+        let (replies, mut rx) = mpsc::unbounded_channel::<ServerReply>();
+        self.servers.insert(txn, ServerSlot { call, replies });
+        let internal = self.internal.clone();
+        let is_invite = tx.original.method == Method::Invite;
         tokio::spawn(async move {
-            let status = run_non_invite(ep, req, proxy)
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.status_code.code());
-            let _ = internal.send(Internal::ReferDone { call: id, status });
+            if !is_invite {
+                // The machine answers these at once; nothing else comes in on them.
+                loop {
+                    match rx.recv().await {
+                        Some(ServerReply { status, .. }) if status < 200 => {}
+                        Some(ServerReply { status, .. }) => {
+                            let _ = tx.reply(StatusCode::from(status)).await;
+                            break;
+                        }
+                        None => {
+                            let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+                            break;
+                        }
+                    }
+                }
+                let _ = internal.send(Internal::ServerDone { txn });
+                return;
+            }
+            let mut answered = false;
+            loop {
+                tokio::select! {
+                    biased;
+                    reply = rx.recv() => match reply {
+                        Some(ServerReply { status: 100, .. }) => {
+                            let _ = tx.send_trying().await;
+                        }
+                        Some(ServerReply { status, sdp }) if !answered => {
+                            answered = status >= 200;
+                            let mut extra = Vec::new();
+                            if (101..300).contains(&status) {
+                                extra.extend(headers.record_route.iter().cloned());
+                                if let Some(c) = &headers.contact {
+                                    extra.push(make_header("Contact", c.clone()));
+                                }
+                                if headers.allow && status >= 200 {
+                                    extra.push(make_header("Allow", ALLOW.into()));
+                                }
+                            }
+                            if sdp.is_some() {
+                                extra.push(make_header("Content-Type", "application/sdp".into()));
+                            }
+                            let sent = tx.reply_with(StatusCode::from(status), extra, sdp).await;
+                            if sent.is_err() && answered {
+                                break;
+                            }
+                        }
+                        Some(_) => {}
+                        None => {
+                            // The call is gone without answering this INVITE.
+                            if !answered {
+                                let _ = tx.reply(StatusCode::RequestTerminated).await;
+                            }
+                            break;
+                        }
+                    },
+                    msg = tx.receive() => match msg {
+                        Some(SipMessage::Request(r)) if r.method == Method::Cancel => {
+                            let _ = internal.send(Internal::ServerCancel { call });
+                        }
+                        Some(SipMessage::Request(r)) if r.method == Method::Ack => {
+                            let cseq = r.cseq_header().and_then(|c| c.seq()).unwrap_or(0);
+                            let _ = internal.send(Internal::ServerAck { call, cseq });
+                        }
+                        Some(_) => {}
+                        None => break,
+                    },
+                }
+            }
+            let _ = internal.send(Internal::ServerDone { txn });
         });
+        txn
     }
 
     // -------------------------------------------------------------------- messages
@@ -1315,71 +1348,31 @@ impl Actor {
                     a.registration.handle_keepalive(now, alive);
                 }
             }
-            Internal::InviteResponse { call, response } => {
-                let fin = response.status_code.code() >= 200;
-                self.handle_invite_response(call, response);
-                if fin
-                    && let Some(c) = self.calls.get(&call)
-                    && c.phase == Phase::Ending
-                {
-                    self.calls.remove(&call);
-                }
-            }
-            Internal::InviteFailed {
+            Internal::Response {
                 call,
+                method,
+                cseq,
+                response,
+            } => {
+                let r = in_response(method, cseq, &response);
+                self.with_call(call, now, |m| m.handle_response(now, r));
+            }
+            Internal::RequestFailed {
+                call,
+                method,
+                cseq,
                 status,
                 reason,
-            } => {
-                if let Some(c) = self.calls.get_mut(&call) {
-                    c.invite_pending = false;
-                }
-                if self
-                    .calls
-                    .get(&call)
-                    .is_some_and(|c| c.phase == Phase::Calling)
-                {
-                    self.end_call(call, EndReason::Failed { status, reason });
-                }
-                if self
-                    .calls
-                    .get(&call)
-                    .is_some_and(|c| c.phase == Phase::Ending)
-                {
-                    self.calls.remove(&call);
-                }
-            }
-            Internal::ServerInvite { call, event } => match event {
-                ServerInviteEvent::Cancelled => {
-                    if self.calls.contains_key(&call) {
-                        self.end_call(call, EndReason::RemoteHangup);
-                    }
-                }
-                ServerInviteEvent::Acked => {
-                    if let Some(c) = self.calls.get_mut(&call)
-                        && c.phase == Phase::Accepted
-                    {
-                        c.phase = Phase::Established;
-                        self.emit(SipEvent::Confirmed { call });
-                    }
-                }
-                ServerInviteEvent::Finished => {
-                    if let Some(c) = self.calls.get_mut(&call) {
-                        c.server = None;
-                        if c.phase == Phase::Accepted {
-                            // 200 sent but never ACKed (RFC 3261 §13.3.1.4): the call failed.
-                            self.hangup(call);
-                        }
-                    }
-                }
-            },
-            Internal::ReofferDone { call, result } => {
-                self.emit(SipEvent::ReofferResult { call, result })
-            }
-            Internal::ReferDone { call, status } => self.emit(SipEvent::TransferAccepted {
-                call,
-                accepted: status.is_some_and(|s| (200..300).contains(&s)),
-                status,
+            } => self.with_call(call, now, |m| {
+                m.handle_request_failed(now, method, cseq, status, reason)
             }),
+            Internal::ServerCancel { call } => self.with_call(call, now, |m| m.handle_cancel(now)),
+            Internal::ServerAck { call, cseq } => {
+                self.with_call(call, now, |m| m.handle_ack(now, cseq))
+            }
+            Internal::ServerDone { txn } => {
+                self.servers.remove(&txn);
+            }
             Internal::MessageDone { id, status, reason } => {
                 self.emit(SipEvent::MessageResult { id, status, reason })
             }
@@ -1388,7 +1381,7 @@ impl Actor {
 
     // -------------------------------------------------------------------- incoming requests
 
-    fn handle_incoming(&mut self, mut tx: Transaction) {
+    fn handle_incoming(&mut self, mut tx: Transaction, now: Instant) {
         let req = tx.original.clone();
         let call_id = req
             .call_id_header()
@@ -1402,30 +1395,15 @@ impl Actor {
         let call = self
             .calls
             .iter()
-            .find(|(_, c)| c.dialog.call_id == call_id)
+            .find(|(_, c)| c.machine.dialog().call_id == call_id)
             .map(|(id, _)| *id);
         match (req.method, call) {
-            (Method::Invite, None) if !in_dialog => self.incoming_call(tx),
-            (Method::Invite, Some(id)) if in_dialog => self.incoming_reoffer(id, tx),
-            (Method::Bye, Some(id)) => {
-                reply_async(tx, StatusCode::OK, vec![], None);
-                if let Some(c) = self.calls.get(&id)
-                    && c.phase != Phase::Ending
-                {
-                    self.end_call(id, EndReason::RemoteHangup);
-                } else {
-                    self.calls.remove(&id);
-                }
+            (Method::Invite, None) if !in_dialog => self.incoming_call(tx, now),
+            (Method::Invite, Some(id)) if in_dialog => self.in_call_request(id, tx, now),
+            (Method::Bye | Method::Info | Method::Notify, Some(id)) => {
+                self.in_call_request(id, tx, now)
             }
-            (Method::Info, Some(id)) => {
-                let content_type = req.header_value("Content-Type").unwrap_or_default();
-                reply_async(tx, StatusCode::OK, vec![], None);
-                self.emit(SipEvent::Info {
-                    call: id,
-                    content_type,
-                    body: req.body.clone(),
-                });
-            }
+            (Method::Refer, Some(id)) if in_dialog => self.in_call_request(id, tx, now),
             (Method::Message, _) => {
                 let account = self.account_for(&req);
                 let from = req
@@ -1471,31 +1449,7 @@ impl Actor {
                     let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
                 });
             }
-            (Method::Notify, Some(id))
-                if req
-                    .header_value("Event")
-                    .is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("refer")) =>
-            {
-                reply_async(tx, StatusCode::OK, vec![], None);
-                if let Some(status) = sipfrag_status(&req.body) {
-                    self.emit(SipEvent::TransferProgress { call: id, status });
-                }
-            }
-            (Method::Notify, _) => reply_async(tx, StatusCode::OK, vec![], None),
-            (Method::Refer, Some(id)) if in_dialog => {
-                match header_values(&req, "Refer-To")
-                    .into_iter()
-                    .next()
-                    .map(|v| strip_angle(&v))
-                    .filter(|t| t.starts_with("sip:") || t.starts_with("sips:"))
-                {
-                    Some(target) => {
-                        reply_async(tx, StatusCode::Accepted, vec![], None);
-                        self.emit(SipEvent::TransferRequested { call: id, target });
-                    }
-                    None => reply_async(tx, StatusCode::BadRequest, vec![], None),
-                }
-            }
+            (Method::Notify, None) => reply_async(tx, StatusCode::OK, vec![], None),
             _ => {
                 tokio::spawn(async move {
                     let _ = tx
@@ -1542,7 +1496,7 @@ impl Actor {
         ids.first().map(|s| s.to_string())
     }
 
-    fn incoming_call(&mut self, mut tx: Transaction) {
+    fn incoming_call(&mut self, mut tx: Transaction, now: Instant) {
         let req = tx.original.clone();
         let Some(account) = self.account_for(&req) else {
             tokio::spawn(async move {
@@ -1581,185 +1535,128 @@ impl Actor {
             .ok()
             .and_then(|c| c.seq().ok())
             .unwrap_or(0);
-        let dialog = Dialog {
-            call_id: req
-                .call_id_header()
-                .map(|c| c.value().to_string())
-                .unwrap_or_default(),
-            local_tag: local_tag.clone(),
-            remote_tag,
-            local_uri,
-            remote_uri: remote_uri.clone(),
-            remote_target,
-            route_set,
-            local_cseq: remote_cseq.wrapping_add(1000),
-        };
-        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
-        self.calls.insert(
-            id,
-            Call {
-                account: account.clone(),
-                dialog,
-                phase: Phase::Offered,
-                server: Some(cmd_tx),
-                invite: None,
-                invite_pending: false,
-                got_provisional: false,
-                cancel_sent: false,
-                pending_reoffer: None,
-                auth_attempts: 0,
+        let invite = IncomingInvite {
+            dialog: Dialog {
+                call_id: req
+                    .call_id_header()
+                    .map(|c| c.value().to_string())
+                    .unwrap_or_default(),
+                local_tag: local_tag.clone(),
+                remote_tag,
+                local_uri,
+                remote_uri: remote_uri.clone(),
+                remote_target,
+                route_set,
+                local_cseq: remote_cseq.wrapping_add(1000),
             },
-        );
-        let offer = (!req.body.is_empty()).then(|| req.body.clone());
-        self.emit(SipEvent::Incoming {
-            call: id,
+            cseq: remote_cseq,
             account: account.clone(),
             from: remote_uri,
-            offer,
-        });
-        let contact = self
-            .accounts
-            .get(&account)
-            .map(|a| contact_for(&a.account, &a.flow, &self.config.instance))
-            .unwrap_or_default();
-        let internal = self.internal.clone();
-        // RFC 3261 §12.1.1: dialog-creating responses copy the Record-Route of the request.
-        let record_route: Vec<Header> = header_values(&req, "Record-Route")
-            .into_iter()
-            .map(|v| make_header("Record-Route", v))
-            .collect();
-        tokio::spawn(async move {
-            // Our To tag for every response of this transaction.
-            if let Ok(to) = tx.original.to_header().cloned()
-                && let Ok(typed) = to.typed()
-            {
-                tx.original.headers.unique_push(
-                    typed
-                        .with_tag(rsipstack::sip::param::Tag::new(local_tag))
-                        .into(),
-                );
-            }
-            let _ = tx.send_trying().await;
-            let mut answered = false;
-            loop {
-                tokio::select! {
-                    cmd = cmd_rx.recv() => match cmd {
-                        Some(ServerCmd::Ringing) if !answered => {
-                            let mut headers = record_route.clone();
-                            headers.push(make_header("Contact", contact.clone()));
-                            let _ = tx.reply_with(StatusCode::Ringing, headers, None).await;
-                        }
-                        Some(ServerCmd::Accept(sdp)) if !answered => {
-                            answered = true;
-                            let mut headers = record_route.clone();
-                            headers.extend([
-                                make_header("Contact", contact.clone()),
-                                make_header("Allow", ALLOW.into()),
-                                make_header("Content-Type", "application/sdp".into()),
-                            ]);
-                            if tx.reply_with(StatusCode::OK, headers, Some(sdp)).await.is_err() {
-                                break;
-                            }
-                        }
-                        Some(ServerCmd::Reject(code)) if !answered => {
-                            answered = true;
-                            let status = StatusCode::from(code);
-                            let _ = tx.reply(status).await;
-                        }
-                        Some(_) => {}
-                        None => {
-                            if !answered {
-                                let _ = tx.reply(StatusCode::RequestTerminated).await;
-                            }
-                            break;
-                        }
-                    },
-                    msg = tx.receive() => match msg {
-                        Some(SipMessage::Request(r)) if r.method == Method::Cancel => {
-                            if !answered {
-                                answered = true;
-                                let _ = tx.reply(StatusCode::RequestTerminated).await;
-                                let _ = internal.send(Internal::ServerInvite { call: id, event: ServerInviteEvent::Cancelled });
-                            }
-                        }
-                        Some(SipMessage::Request(r)) if r.method == Method::Ack => {
-                            let _ = internal.send(Internal::ServerInvite { call: id, event: ServerInviteEvent::Acked });
-                        }
-                        Some(_) => {}
-                        None => break,
-                    },
-                }
-            }
-            let _ = internal.send(Internal::ServerInvite {
-                call: id,
-                event: ServerInviteEvent::Finished,
-            });
-        });
+            offer: (!req.body.is_empty()).then(|| req.body.clone()),
+        };
+        // Our To tag goes into every response of this transaction.
+        if let Ok(to) = tx.original.to_header().cloned()
+            && let Ok(typed) = to.typed()
+        {
+            tx.original.headers.unique_push(
+                typed
+                    .with_tag(rsipstack::sip::param::Tag::new(local_tag))
+                    .into(),
+            );
+        }
+        let headers = ResponseHeaders {
+            // RFC 3261 §12.1.1: dialog-creating responses copy the Record-Route of the request.
+            record_route: header_values(&req, "Record-Route")
+                .into_iter()
+                .map(|v| make_header("Record-Route", v))
+                .collect(),
+            contact: self
+                .accounts
+                .get(&account)
+                .map(|a| contact_for(&a.account, &a.flow, &self.config.instance)),
+            allow: true,
+        };
+        let txn = self.spawn_server(id, tx, headers);
+        let machine = CallMachine::incoming(id, txn, invite, now, OsRng.next_u64());
+        self.calls.insert(
+            id,
+            CallSlot {
+                account,
+                machine,
+                invite: None,
+                invite_task: None,
+            },
+        );
+        self.drive_call(id, now);
     }
 
-    fn incoming_reoffer(&mut self, id: CallId, mut tx: Transaction) {
-        let (answer_tx, answer_rx) = oneshot::channel();
-        let contact = match self.calls.get_mut(&id) {
-            Some(c) if matches!(c.phase, Phase::Established | Phase::Accepted) => {
-                c.pending_reoffer = Some(answer_tx);
-                self.accounts
-                    .get(&c.account)
-                    .map(|a| contact_for(&a.account, &a.flow, &self.config.instance))
-                    .unwrap_or_default()
-            }
-            _ => {
-                tokio::spawn(async move {
-                    let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
-                });
-                return;
-            }
+    /// A request inside call `id` (re-INVITE, BYE, INFO, NOTIFY, REFER): the machine answers.
+    fn in_call_request(&mut self, id: CallId, tx: Transaction, now: Instant) {
+        let req = tx.original.clone();
+        let method = match req.method {
+            Method::Invite => invite::Method::Invite,
+            Method::Bye => invite::Method::Bye,
+            Method::Info => invite::Method::Info,
+            Method::Notify => invite::Method::Notify,
+            Method::Refer => invite::Method::Refer,
+            _ => return,
         };
-        // A re-INVITE may refresh the remote target.
-        if let Some(c) = header_values(&tx.original, "Contact").into_iter().next()
-            && let Some(call) = self.calls.get_mut(&id)
-        {
-            call.dialog.remote_target = strip_angle(&c);
-        }
-        self.emit(SipEvent::RemoteOffer {
-            call: id,
-            sdp: tx.original.body.clone(),
-        });
-        tokio::spawn(async move {
-            let _ = tx.send_trying().await;
-            let answer = tokio::time::timeout(Duration::from_secs(10), answer_rx).await;
-            match answer {
-                Ok(Ok(Ok(sdp))) => {
-                    let headers = vec![
-                        make_header("Contact", contact),
-                        make_header("Content-Type", "application/sdp".into()),
-                    ];
-                    let _ = tx.reply_with(StatusCode::OK, headers, Some(sdp)).await;
-                }
-                Ok(Ok(Err(code))) => {
-                    let _ = tx.reply(StatusCode::from(code)).await;
-                }
-                _ => {
-                    let _ = tx.reply(StatusCode::ServerInternalError).await;
-                }
-            }
-            // Absorb the ACK.
-            while tx.receive().await.is_some() {}
-        });
+        let headers = ResponseHeaders {
+            contact: self.our_contact(id).map(|(_, c)| c),
+            ..ResponseHeaders::default()
+        };
+        let txn = self.spawn_server(id, tx, headers);
+        let first = |name| header_values(&req, name).into_iter().next();
+        let request = InRequest {
+            method,
+            cseq: req
+                .cseq_header()
+                .ok()
+                .and_then(|c| c.seq().ok())
+                .unwrap_or(0),
+            contact: first("Contact").map(|c| strip_angle(&c)),
+            content_type: req.header_value("Content-Type"),
+            body: req.body.clone(),
+            event: req.header_value("Event"),
+            refer_to: first("Refer-To").map(|v| strip_angle(&v)),
+        };
+        self.with_call(id, now, |m| m.handle_request(now, txn, request));
     }
 }
 
-/// Take the dialog's remote tag, target and route set from the 2xx to our INVITE.
-fn learn_dialog(d: &mut Dialog, response: &Response, to_tag: Option<String>) {
-    d.remote_tag = to_tag;
-    if let Some(contact) = header_values(response, "Contact").into_iter().next() {
-        d.remote_target = strip_angle(&contact);
+/// A response to one of our requests, as the call machine sees it.
+fn in_response(method: invite::Method, cseq: u32, r: &Response) -> InResponse {
+    let status = r.status_code.code();
+    let challenge_header = if status == 401 {
+        "WWW-Authenticate"
+    } else {
+        "Proxy-Authenticate"
+    };
+    InResponse {
+        method: Some(method),
+        cseq,
+        status,
+        reason: r.status_code.text().to_string(),
+        to_tag: r
+            .to_header()
+            .ok()
+            .and_then(|t| t.tag().ok().flatten())
+            .map(|t| t.to_string()),
+        contact: header_values(r, "Contact")
+            .into_iter()
+            .next()
+            .map(|c| strip_angle(&c)),
+        record_route: header_values(r, "Record-Route")
+            .into_iter()
+            .flat_map(|v| split_header_list(&v))
+            .collect(),
+        body: r.body.clone(),
+        challenges: if matches!(status, 401 | 407) {
+            header_values(r, challenge_header)
+        } else {
+            Vec::new()
+        },
     }
-    let mut routes: Vec<String> = header_values(response, "Record-Route")
-        .into_iter()
-        .flat_map(|v| split_header_list(&v))
-        .collect();
-    routes.reverse();
-    d.route_set = routes;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -2296,21 +2193,6 @@ fn header_values(msg: &impl HasHeaders, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// The status code of a `message/sipfrag` body (`SIP/2.0 200 OK`).
-fn sipfrag_status(body: &[u8]) -> Option<u16> {
-    let text = std::str::from_utf8(body).ok()?;
-    let line = text.lines().next()?;
-    let mut parts = line.split_whitespace();
-    if !parts.next()?.eq_ignore_ascii_case("SIP/2.0") {
-        return None;
-    }
-    parts
-        .next()?
-        .parse()
-        .ok()
-        .filter(|s| (100..700).contains(s))
-}
-
 /// Split a comma-separated header list, respecting quotes and angle brackets.
 fn split_header_list(v: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -2382,16 +2264,6 @@ mod tests {
             "sip:a@b;transport=udp"
         );
         assert_eq!(strip_angle("sip:a@b;expires=3"), "sip:a@b");
-    }
-
-    #[test]
-    fn sipfrag_bodies() {
-        assert_eq!(sipfrag_status(b"SIP/2.0 200 OK\r\n"), Some(200));
-        assert_eq!(sipfrag_status(b"SIP/2.0 100 Trying"), Some(100));
-        assert_eq!(sipfrag_status(b"HTTP/1.1 200 OK"), None);
-        assert_eq!(sipfrag_status(b"SIP/2.0 abc"), None);
-        assert_eq!(sipfrag_status(b"\xff\xfe"), None);
-        assert_eq!(sipfrag_status(b""), None);
     }
 
     #[test]
