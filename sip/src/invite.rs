@@ -1257,13 +1257,12 @@ mod tests {
                     OutRequest::Invite {
                         cseq,
                         sdp,
-                        challenge,
+                        challenge: _,
                     },
                 ) if self.b.m.is_none() => {
                     if !self.challenges.is_empty() {
                         // The proxy challenges.
                         let value = self.challenges.remove(0);
-                        let _ = challenge;
                         self.m(Side::A).handle_response(
                             now,
                             InResponse {
