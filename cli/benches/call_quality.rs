@@ -11,6 +11,7 @@
 //! Run with `cargo bench -p krypton-cli --bench call_quality` (as root for the loss rule;
 //! without it the loss rows are skipped). `KRYPTON_BENCH_CALLS=1,4,8,16` sets the concurrency
 //! steps, `KRYPTON_BENCH_LOSS=0,5` the loss steps (an empty list skips a part), and
+//! `KRYPTON_BENCH_REPEAT=3` how many calls each lossy row takes the median of, and
 //! `KRYPTON_BENCH_VERBOSE=1` prints krypton's call statistics. It takes a few minutes: every call is 13 s of real time.
 
 use std::path::Path;
@@ -256,6 +257,16 @@ fn concurrent(e: &Env, n: usize) -> Vec<f64> {
     scores
 }
 
+/// "median (all runs)" of the scores, e.g. `3.01 (2.95 3.01 3.20)`.
+fn median(v: &mut [f64]) -> String {
+    v.sort_by(f64::total_cmp);
+    let all: Vec<String> = v.iter().map(|x| format!("{x:.2}")).collect();
+    if v.len() == 1 {
+        return all[0].clone();
+    }
+    format!("{:.2} ({})", v[v.len() / 2], all.join(" "))
+}
+
 /// Removes the loss rule however the benchmark ends (it is on loopback for the whole machine).
 struct NoLossOnExit;
 
@@ -276,16 +287,32 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
+    let repeat: usize = std::env::var("KRYPTON_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     for percent in loss_steps {
         if !loss(percent) {
             println!("  {percent} % loss: skipped (needs root and iptables)");
             continue;
         }
+        // Random loss hits different frames in every call (speech or pause), so a lossy row
+        // is the median of several calls.
+        let runs = if percent == 0 { 1 } else { repeat };
         for codec in ["opus", "pcmu"] {
-            let (kb, bk) = krypton_and_baresip(&e, codec);
-            let bb = baresip_and_baresip(&e, codec);
+            let (mut kb, mut bk, mut bb) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..runs {
+                let (to_b, to_k) = krypton_and_baresip(&e, codec);
+                kb.push(to_b);
+                bk.push(to_k);
+                bb.push(baresip_and_baresip(&e, codec));
+            }
             println!(
-                "  {percent} % loss {codec:<5} krypton→baresip {kb:.2}  baresip→krypton {bk:.2}  baresip→baresip {bb:.2}"
+                "  {percent} % loss {codec:<5} krypton→baresip {}  baresip→krypton {}  baresip→baresip {}",
+                median(&mut kb),
+                median(&mut bk),
+                median(&mut bb)
             );
         }
     }
