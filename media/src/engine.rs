@@ -558,9 +558,9 @@ impl StreamTask {
         let left_before = self.session.remote_left();
         if self.session.handle_rtcp(now, from, &plain).is_ok() {
             let loss = self.session.stats(now).loss_fraction_remote;
-            // Tell Opus what the peer sees, so it spends bits on FEC only when needed (at least
-            // the configured hint, at most 30 %).
-            let percent = ((loss * 100.0).round() as u8).clamp(1, 30);
+            // Tell Opus what the peer sees, so it spends bits on FEC only when needed (none on a
+            // clean path, at most 30 %).
+            let percent = ((loss * 100.0).round() as u8).min(30);
             self.encoder.set_packet_loss(percent);
             if self.session.remote_left() && !left_before {
                 let _ = self.events.send(MediaEvent::RemoteBye);
