@@ -19,6 +19,15 @@ pub struct RegistrationPolicy {
     pub backoff_max: Duration,
     /// Interval of the keep-alive probe (an OPTIONS to the outbound proxy) while registered;
     /// `None` disables probing.
+    ///
+    /// The probe is an OPTIONS on every transport. On UDP RFC 5626 §4.4.2 would use STUN; on
+    /// TCP/TLS it would use a double-CRLF ping answered by a CRLF pong (§4.4.1). rsipstack
+    /// 0.7.14 can write the ping (`StreamConnection::send_raw`), but its stream reader
+    /// (`transport/stream.rs` `serve_loop`, `SipCodecType::KeepaliveResponse => {}`; the same
+    /// in `tls_platform.rs`) drops the pong without any event, and `TransportEvent` has no
+    /// variant for it, so a missing pong cannot be told from a received one. A ping that
+    /// cannot fail would hide a dead flow, so stream flows keep the OPTIONS probe, which
+    /// needs a SIP answer on the same connection.
     pub keepalive: Option<Duration>,
 }
 
