@@ -1,6 +1,7 @@
 //! The user agent against a real Kamailio on loopback: registration (MD5 and SHA-256 digest,
 //! UDP/TCP/WS/TLS, wrong password), re-registration after a proxy restart, MESSAGE, and a call
-//! between two of our user agents through the proxy; over TLS also an untrusted certificate and
+//! between two of our user agents through the proxy (UDP↔TCP, TLS, WebSocket↔UDP both ways
+//! with a hold re-INVITE); over TLS also an untrusted certificate and
 //! one for another name, which fail registration once with a reason.
 
 use std::time::Duration;
@@ -574,4 +575,142 @@ async fn an_unreadable_ca_file_fails_registration_with_the_reason() {
         reason.contains("cannot read the CA file /nonexistent/krypton-ca.pem"),
         "{reason}"
     );
+}
+
+/// One call `from` → `to` through the proxy: 180, 200, ACK; a hold re-INVITE from the
+/// caller, answered; the callee hangs up. Both sides see the right reasons.
+async fn call_with_hold(
+    (from, frx, from_id): (&UserAgent, &mut UnboundedReceiver<SipEvent>, &str),
+    (to, trx, to_id): (&UserAgent, &mut UnboundedReceiver<SipEvent>, &str),
+) {
+    let offer = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n".to_vec();
+    let answer = b"v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n".to_vec();
+    let hold = b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=sendonly\r\n".to_vec();
+    let held = b"v=0\r\no=- 2 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\na=recvonly\r\n".to_vec();
+
+    let call = from.call(from_id, to_id, offer.clone()).await.unwrap();
+    let (tcall, got_offer) = next(trx, "incoming", |e| match e {
+        SipEvent::Incoming { call, offer, .. } => Some((*call, offer.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got_offer.as_deref(), Some(offer.as_slice()));
+    to.ringing(tcall).unwrap();
+    next(frx, "ringing", |e| match e {
+        SipEvent::Progress {
+            call: c,
+            status: 180,
+            ..
+        } if *c == call => Some(()),
+        _ => None,
+    })
+    .await;
+    to.answer(tcall, answer.clone()).unwrap();
+    let sdp = next(frx, "answered", |e| match e {
+        SipEvent::Answered { call: c, sdp } if *c == call => Some(sdp.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(sdp, answer);
+    next(trx, "confirmed", |e| {
+        matches!(e, SipEvent::Confirmed { call } if *call == tcall).then_some(())
+    })
+    .await;
+
+    // Hold: the caller's re-INVITE follows the dialog's route set back to the callee.
+    from.reoffer(call, hold.clone()).unwrap();
+    let reoffer = next(trx, "remote offer", |e| match e {
+        SipEvent::RemoteOffer { call: c, sdp } if *c == tcall => Some(sdp.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reoffer, hold);
+    to.answer_reoffer(tcall, Ok(held.clone())).unwrap();
+    let result = next(frx, "reoffer result", |e| match e {
+        SipEvent::ReofferResult { call: c, result } if *c == call => Some(result.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(result, Ok(held));
+
+    to.hangup(tcall).unwrap();
+    let f_reason = next(frx, "ended", |e| match e {
+        SipEvent::Ended { call: c, reason } if *c == call => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    let t_reason = next(trx, "ended", |e| match e {
+        SipEvent::Ended { call: c, reason } if *c == tcall => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(f_reason, EndReason::RemoteHangup);
+    assert_eq!(t_reason, EndReason::LocalHangup);
+}
+
+/// A MESSAGE `from` → `to`, delivered and answered 200.
+async fn message_between(
+    (from, frx, from_id): (&UserAgent, &mut UnboundedReceiver<SipEvent>, &str),
+    (trx, to_id): (&mut UnboundedReceiver<SipEvent>, &str),
+    text: &str,
+) {
+    let id = from
+        .message(from_id, to_id, "text/plain", text.as_bytes().to_vec())
+        .await
+        .unwrap();
+    let (sender, body) = next(trx, "message", |e| match e {
+        SipEvent::MessageReceived { from, body, .. } => Some((from.clone(), body.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(body, text.as_bytes());
+    assert!(sender.starts_with(&format!("sip:{from_id}@")), "{sender}");
+    let status = next(frx, "message result", |e| match e {
+        SipEvent::MessageResult { id: i, status, .. } if *i == id => Some(*status),
+        _ => None,
+    })
+    .await;
+    assert_eq!(status, Some(200));
+}
+
+#[tokio::test]
+async fn calls_and_messages_between_websocket_and_udp() {
+    let k = kamailio(DigestAlgorithm::Md5);
+    let (alice, mut arx) = ua().await;
+    let (bob, mut brx) = ua().await;
+    alice
+        .add_account(account(&k, "alice", "alice-pw", "ws"))
+        .unwrap();
+    bob.add_account(account(&k, "bob", "bob-pw", "udp"))
+        .unwrap();
+    registered(&mut arx).await;
+    registered(&mut brx).await;
+    // Alice's WS contact is the flow's own local address (Kamailio saw the request come from
+    // there), not an unresolvable `*.invalid` host.
+    let bindings = k.bindings().expect("ul.dump");
+    let field = |name: &str| {
+        bindings
+            .lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(name).filter(|v| v.contains(";transport=ws")))
+            .unwrap_or_else(|| panic!("no WS {name}: {bindings}"))
+            .to_string()
+    };
+    let contact = field("Address: sip:alice@");
+    assert_eq!(format!("sip:{contact}"), field("Received: "), "{bindings}");
+
+    message_between(
+        (&alice, &mut arx, "alice"),
+        (&mut brx, "bob"),
+        "hello from WebSocket",
+    )
+    .await;
+    message_between(
+        (&bob, &mut brx, "bob"),
+        (&mut arx, "alice"),
+        "hello to WebSocket",
+    )
+    .await;
+    call_with_hold((&alice, &mut arx, "alice"), (&bob, &mut brx, "bob")).await;
+    call_with_hold((&bob, &mut brx, "bob"), (&alice, &mut arx, "alice")).await;
 }
