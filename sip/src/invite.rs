@@ -32,6 +32,10 @@
 //!   sent one at a time; one asked for while another INVITE transaction runs waits its turn.
 //! - A 200 to an incoming INVITE that is never ACKed ends the call with a BYE after 64·T1
 //!   (RFC 3261 §13.3.1.4).
+//! - A 408 or 481 to our re-INVITE means the other side no longer has the dialog: the call
+//!   ends with a BYE (RFC 3261 §12.2.1.2, §14.1).
+//! - A re-INVITE that arrives while we have not answered the previous one gets 500 with a
+//!   `Retry-After` of a random 0–10 s (RFC 3261 §14.2).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -205,6 +209,8 @@ pub enum CallAction {
         status: u16,
         /// SDP body (with a 2xx to an INVITE).
         sdp: Option<Vec<u8>>,
+        /// A `Retry-After` header in seconds (the 500 to an overlapping re-INVITE).
+        retry_after: Option<u32>,
     },
     /// Stop the initial INVITE's client transaction: no response to it is wanted any more.
     AbandonInvite,
@@ -914,6 +920,17 @@ impl CallMachine {
             let delay = self.glare_delay();
             self.glare_retry = Some((now + delay, ours.sdp));
             return;
+        } else if matches!(status, 408 | 481) {
+            // The other side lost the dialog (RFC 3261 §12.2.1.2, §14.1): end it on our side.
+            self.send_bye();
+            self.end(EndReason::Failed {
+                status: Some(status),
+                reason: format!(
+                    "the other side no longer knows this call: our re-INVITE got {status} {}",
+                    r.reason
+                ),
+            });
+            return;
         } else {
             self.emit(SipEvent::ReofferResult {
                 call: self.id,
@@ -934,8 +951,15 @@ impl CallMachine {
             return;
         }
         if self.remote_reoffer.is_some() {
-            // A second one before we answered the first (RFC 3261 §14.2).
-            self.respond(txn, 500, None);
+            // A second one before we answered the first (RFC 3261 §14.2): 500 with a
+            // Retry-After of a random 0–10 s.
+            let retry_after = Some(self.random(11) as u32);
+            self.actions.push_back(CallAction::Respond {
+                txn,
+                status: 500,
+                sdp: None,
+                retry_after,
+            });
             return;
         }
         self.respond(txn, 100, None);
@@ -1048,8 +1072,12 @@ impl CallMachine {
     }
 
     fn respond(&mut self, txn: ServerTxn, status: u16, sdp: Option<Vec<u8>>) {
-        self.actions
-            .push_back(CallAction::Respond { txn, status, sdp });
+        self.actions.push_back(CallAction::Respond {
+            txn,
+            status,
+            sdp,
+            retry_after: None,
+        });
     }
 
     fn emit(&mut self, e: SipEvent) {
@@ -1058,13 +1086,21 @@ impl CallMachine {
 
     /// RFC 3261 §14.1: 2.1–4 s if we own the Call-ID, else 0–2 s, in units of 10 ms.
     fn glare_delay(&mut self) -> Duration {
+        let tens = if self.owner {
+            210 + self.random(191)
+        } else {
+            self.random(201)
+        };
+        Duration::from_millis(tens * 10)
+    }
+
+    /// A random number in `0..n`.
+    fn random(&mut self, n: u64) -> u64 {
         // xorshift64*: a few random bits need no crypto.
         self.rng ^= self.rng >> 12;
         self.rng ^= self.rng << 25;
         self.rng ^= self.rng >> 27;
-        let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32;
-        let tens = if self.owner { 210 + r % 191 } else { r % 201 };
-        Duration::from_millis(tens * 10)
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n
     }
 }
 
@@ -1190,7 +1226,9 @@ mod tests {
                             self.peer(s).sent.push(r.clone());
                             self.put(Wire::Req(s.other(), r));
                         }
-                        CallAction::Respond { txn, status, sdp } => {
+                        CallAction::Respond {
+                            txn, status, sdp, ..
+                        } => {
                             let resp = self.response(s, txn, status, sdp);
                             self.put(Wire::Resp(s.other(), resp));
                         }
@@ -1696,6 +1734,88 @@ mod tests {
         n.m(Side::B).answer_reoffer(now, Ok(b"late".to_vec()));
         n.run();
         assert_eq!(n.reoffer_results(Side::A), [Err(500)]);
+    }
+
+    #[test]
+    fn a_408_or_481_to_our_reinvite_ends_the_call_with_a_bye() {
+        for status in [408, 481] {
+            let mut n = Net::established(1);
+            // The proxy keeps A's re-INVITE from B and answers it itself.
+            n.hold = Some(|w| matches!(w, Wire::Req(Side::B, OutRequest::ReInvite { .. })));
+            let now = n.now;
+            n.m(Side::A).reoffer(now, b"hold".to_vec());
+            n.run();
+            let cseq = n.a.sent.last().expect("the re-INVITE").cseq();
+            n.m(Side::A).handle_response(
+                now,
+                InResponse {
+                    method: Some(Method::Invite),
+                    cseq,
+                    status,
+                    reason: "Gone".into(),
+                    ..InResponse::default()
+                },
+            );
+            n.hold = None;
+            n.run();
+            assert_eq!(n.sent(Side::A, Method::Bye), 1, "{status}");
+            assert!(n.terminated(Side::A), "{status}");
+            let ended = n.ended(Side::A);
+            assert!(
+                matches!(ended.as_slice(), [EndReason::Failed { status: Some(s), reason }]
+                    if *s == status && reason.contains("no longer knows this call")),
+                "{status}: {ended:?}"
+            );
+            assert!(n.reoffer_results(Side::A).is_empty(), "{status}");
+            assert_eq!(n.ended(Side::B), [EndReason::RemoteHangup], "{status}");
+        }
+        // Other refusals keep the call.
+        let mut n = Net::established(1);
+        let now = n.now;
+        n.m(Side::A).reoffer(now, b"hold".to_vec());
+        n.run();
+        n.m(Side::B).answer_reoffer(now, Err(488));
+        n.run();
+        assert_eq!(n.reoffer_results(Side::A), [Err(488)]);
+        assert!(n.m(Side::A).is_established() && n.m(Side::B).is_established());
+    }
+
+    #[test]
+    fn an_overlapping_reinvite_gets_500_with_a_random_retry_after_of_0_to_10_s() {
+        let mut n = Net::established(1);
+        let now = n.now;
+        n.m(Side::A).reoffer(now, b"hold".to_vec());
+        n.run();
+        // B has not answered A's re-INVITE; more arrive (a peer that does not wait).
+        let mut waits = Vec::new();
+        for cseq in 100..140 {
+            let txn = n.txn(Side::B, Method::Invite, cseq);
+            n.m(Side::B)
+                .handle_request(now, txn, InRequest::new(Method::Invite, cseq));
+            match n.m(Side::B).poll_action() {
+                Some(CallAction::Respond {
+                    txn: t,
+                    status: 500,
+                    sdp: None,
+                    retry_after: Some(seconds),
+                }) if t == txn => waits.push(seconds),
+                other => panic!("{other:?}"),
+            }
+            assert!(n.m(Side::B).poll_action().is_none());
+        }
+        assert!(waits.iter().all(|w| *w <= 10), "{waits:?}");
+        let distinct: std::collections::HashSet<_> = waits.iter().collect();
+        assert!(distinct.len() >= 5, "not random: {waits:?}");
+        // The first re-INVITE is still answered normally, without Retry-After.
+        n.m(Side::B).answer_reoffer(now, Ok(b"held".to_vec()));
+        assert!(matches!(
+            n.m(Side::B).poll_action(),
+            Some(CallAction::Respond {
+                status: 200,
+                retry_after: None,
+                ..
+            })
+        ));
     }
 
     #[test]

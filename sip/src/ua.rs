@@ -372,6 +372,8 @@ enum Internal {
 struct ServerReply {
     status: u16,
     sdp: Option<Vec<u8>>,
+    /// `Retry-After` seconds.
+    retry_after: Option<u32>,
 }
 
 /// What goes into the responses of one server transaction besides status and body.
@@ -777,9 +779,18 @@ impl Actor {
         {
             match action {
                 CallAction::Send(request) => self.send_call_request(id, request, now),
-                CallAction::Respond { txn, status, sdp } => {
+                CallAction::Respond {
+                    txn,
+                    status,
+                    sdp,
+                    retry_after,
+                } => {
                     if let Some(s) = self.servers.get(&txn) {
-                        let _ = s.replies.send(ServerReply { status, sdp });
+                        let _ = s.replies.send(ServerReply {
+                            status,
+                            sdp,
+                            retry_after,
+                        });
                     }
                 }
                 CallAction::AbandonInvite => {
@@ -1241,9 +1252,12 @@ impl Actor {
                         Some(ServerReply { status: 100, .. }) => {
                             let _ = tx.send_trying().await;
                         }
-                        Some(ServerReply { status, sdp }) if !answered => {
+                        Some(ServerReply { status, sdp, retry_after }) if !answered => {
                             answered = status >= 200;
                             let mut extra = Vec::new();
+                            if let Some(seconds) = retry_after {
+                                extra.push(make_header("Retry-After", seconds.to_string()));
+                            }
                             if (101..300).contains(&status) {
                                 extra.extend(headers.record_route.iter().cloned());
                                 if let Some(c) = &headers.contact {
