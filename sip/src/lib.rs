@@ -4,6 +4,7 @@ pub mod account;
 pub mod call;
 pub mod digest;
 pub mod invite;
+mod message;
 pub mod registration;
 mod tls;
 pub mod ua;

@@ -1426,9 +1426,21 @@ impl Actor {
                     .and_then(|f| f.uri().ok())
                     .map(|u| u.to_string())
                     .unwrap_or_default();
-                let content_type = req
-                    .header_value("Content-Type")
-                    .unwrap_or_else(|| "text/plain".into());
+                let content_type = header_values(&req, "Content-Type").into_iter().next();
+                if let Err(unsupported) = crate::message::check_incoming(
+                    content_type.as_deref(),
+                    &header_values(&req, "Content-Encoding"),
+                ) {
+                    debug!(%from, ?unsupported, "MESSAGE refused with 415");
+                    let headers = unsupported
+                        .headers()
+                        .into_iter()
+                        .map(|(name, value)| make_header(name, value.into()))
+                        .collect();
+                    reply_async(tx, StatusCode::UnsupportedMediaType, headers, None);
+                    return;
+                }
+                let content_type = content_type.unwrap_or_else(|| "text/plain".into());
                 let seq = req
                     .cseq_header()
                     .ok()
@@ -2195,6 +2207,7 @@ fn header_values(msg: &impl HasHeaders, name: &str) -> Vec<String> {
     let compact = match name.to_ascii_lowercase().as_str() {
         "contact" => Some("m"),
         "content-type" => Some("c"),
+        "content-encoding" => Some("e"),
         _ => None,
     };
     msg.headers()

@@ -714,3 +714,40 @@ async fn calls_and_messages_between_websocket_and_udp() {
     call_with_hold((&alice, &mut arx, "alice"), (&bob, &mut brx, "bob")).await;
     call_with_hold((&bob, &mut brx, "bob"), (&alice, &mut arx, "alice")).await;
 }
+
+#[tokio::test]
+async fn a_message_we_cannot_show_gets_415_and_text_still_200() {
+    let k = kamailio(DigestAlgorithm::Md5);
+    let (alice, mut arx) = ua().await;
+    let (bob, mut brx) = ua().await;
+    alice
+        .add_account(account(&k, "alice", "alice-pw", "udp"))
+        .unwrap();
+    bob.add_account(account(&k, "bob", "bob-pw", "tcp"))
+        .unwrap();
+    registered(&mut arx).await;
+    registered(&mut brx).await;
+
+    let composing = br#"<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>"#;
+    let id = alice
+        .message(
+            "alice",
+            "bob",
+            "application/im-iscomposing+xml",
+            composing.to_vec(),
+        )
+        .await
+        .unwrap();
+    let status = next(&mut arx, "message result", |e| match e {
+        SipEvent::MessageResult { id: i, status, .. } if *i == id => Some(*status),
+        _ => None,
+    })
+    .await;
+    assert_eq!(status, Some(415));
+
+    message_between((&alice, &mut arx, "alice"), (&mut brx, "bob"), "plain text").await;
+    // Bob was told about the text only.
+    while let Ok(e) = brx.try_recv() {
+        assert!(!matches!(e, SipEvent::MessageReceived { .. }), "{e:?}");
+    }
+}
