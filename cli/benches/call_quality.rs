@@ -3,15 +3,16 @@
 //! 1. with 0 % and 5 % random loss on the RTP ports (an iptables `statistic` rule on INPUT; no
 //!    netem on this kernel — and not on OUTPUT: a packet dropped there makes the sender's
 //!    `sendto` fail with EPERM, which no real network does, and baresip then does not advance its
-//!    RTP timestamp, so its clock appears to slow down by a frame per loss), krypton ↔ baresip in both directions next to baresip → baresip, Opus with
-//!    in-band FEC on every side, and PCMU;
+//!    RTP timestamp, so its clock appears to slow down by a frame per loss), krypton ↔ baresip
+//!    in both directions next to baresip → baresip, Opus (baresip with its in-band FEC on,
+//!    krypton's following the loss RTCP reports) and PCMU;
 //! 2. how many concurrent calls one `krypton phone` holds: one phone calls another N times at
 //!    once, both play speech, the callee records every call; each call is scored.
 //!
 //! Run with `cargo bench -p krypton-cli --bench call_quality` (as root for the loss rule;
 //! without it the loss rows are skipped). `KRYPTON_BENCH_CALLS=1,4,8,16` sets the concurrency
 //! steps, `KRYPTON_BENCH_LOSS=0,5` the loss steps (an empty list skips a part), and
-//! `KRYPTON_BENCH_REPEAT=3` how many calls each lossy row takes the median of, and
+//! `KRYPTON_BENCH_CODECS=opus,pcmu` the codecs of the loss rows, `KRYPTON_BENCH_REPEAT=3` how many calls each lossy row takes the median of, and
 //! `KRYPTON_BENCH_VERBOSE=1` prints krypton's call statistics. It takes a few minutes: every call is 13 s of real time.
 
 use std::path::Path;
@@ -280,7 +281,7 @@ fn main() {
     let _cleanup = NoLossOnExit;
     let e = env();
     println!(
-        "PESQ (MOS-LQO; Opus wideband with in-band FEC on every side, PCMU narrowband), 11.2 s speech:"
+        "PESQ (MOS-LQO; Opus wideband, baresip with its in-band FEC on, krypton's FEC following RTCP loss; PCMU narrowband), 11.2 s speech:"
     );
     let loss_steps: Vec<u32> = std::env::var("KRYPTON_BENCH_LOSS")
         .unwrap_or_else(|_| "0,5".into())
@@ -292,6 +293,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3)
         .max(1);
+    let codecs: Vec<String> = std::env::var("KRYPTON_BENCH_CODECS")
+        .unwrap_or_else(|_| "opus,pcmu".into())
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
     for percent in loss_steps {
         if !loss(percent) {
             println!("  {percent} % loss: skipped (needs root and iptables)");
@@ -300,7 +307,8 @@ fn main() {
         // Random loss hits different frames in every call (speech or pause), so a lossy row
         // is the median of several calls.
         let runs = if percent == 0 { 1 } else { repeat };
-        for codec in ["opus", "pcmu"] {
+        for codec in &codecs {
+            let codec = codec.as_str();
             let (mut kb, mut bk, mut bb) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..runs {
                 let (to_b, to_k) = krypton_and_baresip(&e, codec);
