@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use krypton_testkit::{
     Baresip, BaresipConfig, DigestAlgorithm, Kamailio, KamailioConfig, KryptonPhone, PesqMode,
-    SpeechSet, pesq,
+    SpeechSet, pesq, test_dir,
 };
 use serde_json::json;
 
@@ -40,12 +40,7 @@ fn bin() -> &'static Path {
 }
 
 fn env() -> Env {
-    // KRYPTON_KEEP_TEST_FILES=1 keeps recordings and logs for a look afterwards.
-    let dir = tempfile::Builder::new()
-        .prefix("krypton-bench-")
-        .disable_cleanup(std::env::var_os("KRYPTON_KEEP_TEST_FILES").is_some())
-        .tempdir()
-        .unwrap();
+    let dir = test_dir("krypton-bench-").unwrap();
     if std::env::var_os("KRYPTON_KEEP_TEST_FILES").is_some() {
         println!("files kept in {}", dir.path().display());
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use krypton_testkit::{
     Baresip, BaresipConfig, DigestAlgorithm, Kamailio, KamailioConfig, KryptonPhone, PesqMode,
-    SpeechSet, pesq,
+    SpeechSet, pesq, test_dir,
 };
 use serde_json::{Value, json};
 
@@ -36,12 +36,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    // KRYPTON_KEEP_TEST_FILES=1 keeps recordings and logs for a look afterwards.
-    let dir = tempfile::Builder::new()
-        .prefix("krypton-phone-test-")
-        .disable_cleanup(std::env::var_os("KRYPTON_KEEP_TEST_FILES").is_some())
-        .tempdir()
-        .unwrap();
+    let dir = test_dir("krypton-phone-test-").unwrap();
     let kamailio = Kamailio::start(KamailioConfig {
         users: vec![
             ("alice".into(), "alice-pw".into()),

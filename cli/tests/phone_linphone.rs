@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use krypton_testkit::{
     Baresip, BaresipConfig, DigestAlgorithm, Kamailio, KamailioConfig, KryptonPhone, Linphone,
-    LinphoneConfig, SpeechSet, pesq, speech_wav,
+    LinphoneConfig, SpeechSet, pesq, speech_wav, test_dir,
 };
 use serde_json::{Value, json};
 
@@ -41,12 +41,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    // KRYPTON_KEEP_TEST_FILES=1 keeps recordings and logs for a look afterwards.
-    let dir = tempfile::Builder::new()
-        .prefix("krypton-phone-linphone-")
-        .disable_cleanup(std::env::var_os("KRYPTON_KEEP_TEST_FILES").is_some())
-        .tempdir()
-        .unwrap();
+    let dir = test_dir("krypton-phone-linphone-").unwrap();
     let kamailio = Kamailio::start(KamailioConfig {
         users: vec![
             ("alice".into(), "alice-pw".into()),

@@ -19,7 +19,7 @@ pub use baresip::{Baresip, BaresipConfig};
 pub use kamailio::{DigestAlgorithm, Kamailio, KamailioConfig, KamailioTls};
 pub use linphone::{Linphone, LinphoneConfig};
 pub use phone::KryptonPhone;
-pub use process::{Child, free_port, free_udp_port_pair};
+pub use process::{Child, free_port, free_udp_port_pair, test_dir};
 pub use tls::TestCa;
 
 /// Errors while starting a peer.

@@ -86,11 +86,7 @@ impl Linphone {
         if Command::new("stdbuf").arg("--version").output().is_err() {
             return Err(TestkitError::Missing("stdbuf"));
         }
-        // KRYPTON_KEEP_TEST_FILES=1 keeps its config and logs, as the tests keep theirs.
-        let dir = tempfile::Builder::new()
-            .prefix("krypton-linphone-")
-            .disable_cleanup(std::env::var_os("KRYPTON_KEEP_TEST_FILES").is_some())
-            .tempdir()?;
+        let dir = crate::test_dir("krypton-linphone-")?;
         let home = dir.path().join("home");
         // liblinphone opens its database there ("Unable to open linphone database" otherwise).
         std::fs::create_dir_all(home.join(".local/share/linphone"))?;

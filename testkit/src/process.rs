@@ -127,3 +127,12 @@ pub fn free_udp_port_pair() -> u16 {
         }
     }
 }
+
+/// A temporary directory for one test's files, named `PREFIX…` under the system temp dir.
+/// `KRYPTON_KEEP_TEST_FILES=1` keeps it (recordings, configs, logs) for a look afterwards.
+pub fn test_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .disable_cleanup(std::env::var_os("KRYPTON_KEEP_TEST_FILES").is_some())
+        .tempdir()
+}
