@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use krypton_sip::digest::Credentials;
 use krypton_sip::{
-    Account, Aor, EndReason, ProxyAddr, RegistrationPolicy, SipEvent, UaConfig, UserAgent,
+    Account, Aor, CallId, EndReason, ProxyAddr, RegistrationPolicy, SipEvent, UaConfig, UserAgent,
 };
 use krypton_testkit::{DigestAlgorithm, Kamailio, KamailioConfig, KamailioTls, TestCa};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -100,6 +100,32 @@ async fn next<T>(
     tokio::time::timeout(WAIT, wait)
         .await
         .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
+}
+
+/// The final status of the MESSAGE `id`.
+async fn message_result(rx: &mut UnboundedReceiver<SipEvent>, id: u64) -> Option<u16> {
+    next(rx, "message result", |e| match e {
+        SipEvent::MessageResult { id: i, status, .. } if *i == id => Some(*status),
+        _ => None,
+    })
+    .await
+}
+
+/// The next incoming call and its offer.
+async fn incoming(rx: &mut UnboundedReceiver<SipEvent>) -> (CallId, Option<Vec<u8>>) {
+    next(rx, "incoming", |e| match e {
+        SipEvent::Incoming { call, offer, .. } => Some((*call, offer.clone())),
+        _ => None,
+    })
+    .await
+}
+
+/// A minimal PCMU SDP with session version `v` and audio on `port`.
+fn sdp(v: u32, port: u16) -> Vec<u8> {
+    format!(
+        "v=0\r\no=- {v} {v} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
+    )
+    .into_bytes()
 }
 
 async fn registered(rx: &mut UnboundedReceiver<SipEvent>) -> u32 {
@@ -225,11 +251,7 @@ async fn messages_and_a_call_between_two_user_agents() {
     .await;
     assert_eq!(body, b"hello bob");
     assert!(from.starts_with("sip:alice@"), "{from}");
-    let status = next(&mut arx, "message result", |e| match e {
-        SipEvent::MessageResult { id: i, status, .. } if *i == id => Some(*status),
-        _ => None,
-    })
-    .await;
+    let status = message_result(&mut arx, id).await;
     assert_eq!(status, Some(200));
 
     // A MESSAGE to nobody fails with the proxy's 404.
@@ -237,21 +259,13 @@ async fn messages_and_a_call_between_two_user_agents() {
         .message("alice", "carol", "text/plain", b"?".to_vec())
         .await
         .unwrap();
-    let status = next(&mut arx, "message result", |e| match e {
-        SipEvent::MessageResult { id: i, status, .. } if *i == id => Some(*status),
-        _ => None,
-    })
-    .await;
+    let status = message_result(&mut arx, id).await;
     assert_eq!(status, Some(404));
 
     // Call alice → bob; bob rings, answers; alice hangs up.
-    let offer = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n".to_vec();
+    let offer = sdp(1, 40000);
     let call = alice.call("alice", "bob", offer.clone()).await.unwrap();
-    let (bcall, got_offer) = next(&mut brx, "incoming", |e| match e {
-        SipEvent::Incoming { call, offer, .. } => Some((*call, offer.clone())),
-        _ => None,
-    })
-    .await;
+    let (bcall, got_offer) = incoming(&mut brx).await;
     assert_eq!(got_offer.as_deref(), Some(offer.as_slice()));
     bob.ringing(bcall).unwrap();
     next(&mut arx, "ringing", |e| match e {
@@ -263,7 +277,7 @@ async fn messages_and_a_call_between_two_user_agents() {
         _ => None,
     })
     .await;
-    let answer = b"v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n".to_vec();
+    let answer = sdp(2, 40002);
     bob.answer(bcall, answer.clone()).unwrap();
     let sdp = next(&mut arx, "answered", |e| match e {
         SipEvent::Answered { call: c, sdp } if *c == call => Some(sdp.clone()),
@@ -435,22 +449,14 @@ async fn a_message_and_a_call_over_tls() {
     })
     .await;
     assert_eq!(body, b"hello over TLS");
-    let status = next(&mut arx, "message result", |e| match e {
-        SipEvent::MessageResult { id: i, status, .. } if *i == id => Some(*status),
-        _ => None,
-    })
-    .await;
+    let status = message_result(&mut arx, id).await;
     assert_eq!(status, Some(200));
 
     // A call alice → bob, answered, then hung up by bob.
-    let offer = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n".to_vec();
-    let answer = b"v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n".to_vec();
+    let offer = sdp(1, 40000);
+    let answer = sdp(2, 40002);
     let call = alice.call("alice", "bob", offer.clone()).await.unwrap();
-    let (bcall, got_offer) = next(&mut brx, "incoming", |e| match e {
-        SipEvent::Incoming { call, offer, .. } => Some((*call, offer.clone())),
-        _ => None,
-    })
-    .await;
+    let (bcall, got_offer) = incoming(&mut brx).await;
     assert_eq!(got_offer.as_deref(), Some(offer.as_slice()));
     bob.answer(bcall, answer.clone()).unwrap();
     let sdp = next(&mut arx, "answered", |e| match e {
@@ -583,8 +589,8 @@ async fn call_with_hold(
     (from, frx, from_id): (&UserAgent, &mut UnboundedReceiver<SipEvent>, &str),
     (to, trx, to_id): (&UserAgent, &mut UnboundedReceiver<SipEvent>, &str),
 ) {
-    let offer = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n".to_vec();
-    let answer = b"v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n".to_vec();
+    let offer = sdp(1, 40000);
+    let answer = sdp(2, 40002);
     let hold = b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=sendonly\r\n".to_vec();
     let held = b"v=0\r\no=- 2 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\na=recvonly\r\n".to_vec();
 
@@ -738,11 +744,7 @@ async fn a_message_we_cannot_show_gets_415_and_text_still_200() {
         )
         .await
         .unwrap();
-    let status = next(&mut arx, "message result", |e| match e {
-        SipEvent::MessageResult { id: i, status, .. } if *i == id => Some(*status),
-        _ => None,
-    })
-    .await;
+    let status = message_result(&mut arx, id).await;
     assert_eq!(status, Some(415));
 
     message_between((&alice, &mut arx, "alice"), (&mut brx, "bob"), "plain text").await;
