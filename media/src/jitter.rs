@@ -599,6 +599,7 @@ fn rel_us(epoch: Instant, t: Instant) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::XorShift as Rng;
 
     const MS: u64 = 1000;
 
@@ -716,21 +717,6 @@ mod tests {
 
     fn strictly_increasing(v: &[u32]) -> bool {
         v.windows(2).all(|w| w[0] < w[1])
-    }
-
-    /// Deterministic xorshift for jitter patterns.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        /// Uniform in [-1, 1].
-        fn sym(&mut self) -> f64 {
-            (self.next() % 20001) as f64 / 10000.0 - 1.0
-        }
     }
 
     #[test]

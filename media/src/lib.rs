@@ -14,3 +14,6 @@ pub mod rtp;
 pub mod sdp;
 pub mod srtp;
 pub mod wav;
+
+#[cfg(test)]
+mod test_rng;

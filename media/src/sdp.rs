@@ -945,6 +945,7 @@ pub fn apply_answer(answer: &str, offered: &LocalMedia) -> Result<Negotiated, Sd
 mod tests {
     use super::*;
     use crate::srtp::{CryptoSuite, SrtpSession};
+    use crate::test_rng::XorShift;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const BARESIP: &str = "v=0\r\n\
@@ -1739,20 +1740,6 @@ m=audio 5012 RTP/AVP 0\r\n";
         }
         assert_eq!(SendOnly.intersect(RecvOnly), Inactive);
         assert_eq!(SendOnly.reverse(), RecvOnly);
-    }
-
-    /// A tiny deterministic PRNG for the fuzz-style tests.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
     }
 
     #[test]

@@ -815,6 +815,7 @@ fn strip_mki<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::XorShift;
 
     /// baresip 1.0 (`mediaenc=srtp`) offers lines like this one.
     const BARESIP_80: &str =
@@ -1346,20 +1347,6 @@ mod tests {
         assert_eq!(bob.unprotect_rtp(&p).unwrap_err(), SrtpError::TooManySsrcs);
         let p = alice.protect_rtp(&rtp(10, 1, 160)).unwrap();
         assert_eq!(bob.unprotect_rtp(&p).unwrap(), rtp(10, 1, 160));
-    }
-
-    /// A tiny deterministic PRNG for the fuzz-style tests.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
     }
 
     fn mutate(rng: &mut XorShift, mut bytes: Vec<u8>) -> Vec<u8> {
