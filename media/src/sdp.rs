@@ -246,23 +246,20 @@ pub struct Negotiated {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-/// Our codec entry: payload type, `rtpmap` value, optional `fmtp` value.
-fn codec_lines(kind: CodecKind) -> (u8, String, Option<&'static str>) {
-    let pt = kind.static_payload_type().unwrap_or(OPUS_PAYLOAD_TYPE);
+/// Our payload type for a codec: its static one (RFC 3551), or ours for Opus.
+fn our_payload_type(kind: CodecKind) -> u8 {
+    kind.static_payload_type().unwrap_or(OPUS_PAYLOAD_TYPE)
+}
+
+/// Our `a=rtpmap` value for a codec (`opus/48000/2`, `PCMU/8000`, …).
+fn rtpmap(kind: CodecKind) -> String {
     let channels = if kind == CodecKind::Opus { "/2" } else { "" };
-    let rtpmap = format!(
+    format!(
         "{}/{}{}",
         kind.encoding_name(),
         kind.rtp_clock_rate(),
         channels
-    );
-    // No `useinbandfec=1` for Opus (RFC 7587: it asks the *peer's* encoder for in-band FEC; we
-    // decode FEC whenever it comes). linphone 5.1 answers it by coding FEC for a fixed assumed
-    // loss on every call: linphone→krypton scored 3.65 with it and 4.34 without on a clean
-    // path (PESQ, cli/tests/phone_linphone.rs). Our own encoder turns FEC on when RTCP reports
-    // loss (engine), which is where the protection pays for its bits.
-    let fmtp = None;
-    (pt, rtpmap, fmtp)
+    )
 }
 
 fn addr_line(addr: IpAddr) -> String {
@@ -301,12 +298,13 @@ fn write_audio(
         let _ = write!(out, " {pt}");
     }
     out.push_str("\r\n");
+    // No `a=fmtp` with `useinbandfec=1` for Opus (RFC 7587: it asks the *peer's* encoder for
+    // in-band FEC; we decode FEC whenever it comes). linphone 5.1 answers it by coding FEC for a
+    // fixed assumed loss on every call: linphone→krypton scored 3.65 with it and 4.34 without on
+    // a clean path (PESQ, cli/tests/phone_linphone.rs). Our own encoder turns FEC on when RTCP
+    // reports loss (engine), which is where the protection pays for its bits.
     for &(pt, kind) in codecs {
-        let (_, rtpmap, fmtp) = codec_lines(kind);
-        let _ = write!(out, "a=rtpmap:{pt} {rtpmap}\r\n");
-        if let Some(fmtp) = fmtp {
-            let _ = write!(out, "a=fmtp:{pt} {fmtp}\r\n");
-        }
+        let _ = write!(out, "a=rtpmap:{pt} {}\r\n", rtpmap(kind));
     }
     for (pt, rate) in dtmf {
         let _ = write!(
@@ -346,7 +344,7 @@ pub fn create_offer(local: &LocalMedia) -> String {
     let mut codecs: Vec<(u8, CodecKind)> = Vec::new();
     for kind in kinds {
         if !codecs.iter().any(|&(_, k)| k == kind) {
-            codecs.push((codec_lines(kind).0, kind));
+            codecs.push((our_payload_type(kind), kind));
         }
     }
     let mut out = String::with_capacity(512);
