@@ -63,6 +63,14 @@ fn setup() -> Setup {
     }
 }
 
+/// A new file for one linphone recording: linphone keeps appending to a file it recorded into
+/// before, so a repeated measurement must not reuse the name (it scored the first call again).
+fn recording(s: &Setup, stem: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    s.dir.path().join(format!("{stem}-{n}.wav"))
+}
+
 fn uri(s: &Setup, user: &str) -> String {
     format!("sip:{user}@{}", s.kamailio.domain())
 }
@@ -170,7 +178,7 @@ fn assert_codec(event: &Value, codec: &str) {
 /// and linphone reports the end.
 fn out_linphone(s: &Setup, codec: &str) -> Scores {
     let mut l = linphone(s, codec);
-    let lp_heard = s.dir.path().join(format!("linphone-heard-out-{codec}.wav"));
+    let lp_heard = recording(s, &format!("linphone-heard-out-{codec}"));
     l.record(&lp_heard).unwrap();
     let mut p = phone(s, "alice-lp-out", codec);
     p.send(json!({"cmd": "call", "to": uri(s, "linphone")}))
@@ -203,7 +211,7 @@ fn out_linphone(s: &Setup, codec: &str) -> Scores {
 /// linphone calls krypton (auto-answer); linphone hangs up; krypton reports remote_hangup.
 fn in_linphone(s: &Setup, codec: &str) -> Scores {
     let mut l = linphone(s, codec);
-    let lp_heard = s.dir.path().join(format!("linphone-heard-in-{codec}.wav"));
+    let lp_heard = recording(s, &format!("linphone-heard-in-{codec}"));
     l.record(&lp_heard).unwrap();
     let mut p = phone(s, "alice-lp-in", codec);
     l.command(&format!("call {}", uri(s, "alice"))).unwrap();
