@@ -386,10 +386,12 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
         let validator = validator_public_key(dir)?.to_hex();
         let cfg = dir.join("protocol.yml");
         std::fs::write(&cfg, protocol_yml(dir, &st, &validator))?;
-        start_node(dir, &cfg)?;
+        let rpc = client(&st)?;
+        start_node_and_wait(dir, &cfg, &rpc, out).await?;
     }
     let rpc = client(&st)?;
-    wait_for_rpc(dir, &rpc).await?;
+    // A node left running by an earlier `up` (or the one just started) must answer.
+    wait_for_rpc(dir, &rpc, None).await?;
     let version = rpc.get_version().await?;
     if !st.funded {
         out.note("funding the named test accounts…");
@@ -448,7 +450,40 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
     Ok(())
 }
 
-fn start_node(dir: &Path, cfg: &Path) -> anyhow::Result<()> {
+/// Starts the node and waits until its RPC answers. A node that dies before writing a single log
+/// line (seen once in CI, cause unknown: no output, no exit message) is started once more; any
+/// other early exit is an error carrying the end of its log and its exit status.
+async fn start_node_and_wait(
+    dir: &Path,
+    cfg: &Path,
+    rpc: &RpcClient,
+    out: &Output,
+) -> anyhow::Result<()> {
+    for attempt in 1..=2 {
+        let log_len_before = log_len(dir);
+        let mut child = start_node(dir, cfg)?;
+        match wait_for_rpc(dir, rpc, Some(&mut child)).await {
+            Err(e)
+                if attempt == 1
+                    && log_len(dir) == log_len_before
+                    && child.try_wait()?.is_some() =>
+            {
+                tracing::warn!(error = %e, "the neo-go node died silently while starting; starting it again");
+                out.note("the neo-go node died while starting without a word; starting it again…");
+            }
+            r => return r,
+        }
+    }
+    unreachable!("the second attempt returns")
+}
+
+fn log_len(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join("node.log"))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+fn start_node(dir: &Path, cfg: &Path) -> anyhow::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
     let neogo = neogo_path()?;
     let log = std::fs::OpenOptions::new()
@@ -468,16 +503,29 @@ fn start_node(dir: &Path, cfg: &Path) -> anyhow::Result<()> {
         .spawn()
         .with_context(|| format!("cannot start {}", neogo.display()))?;
     std::fs::write(dir.join("node.pid"), child.id().to_string())?;
-    Ok(())
+    Ok(child)
 }
 
-async fn wait_for_rpc(dir: &Path, rpc: &RpcClient) -> anyhow::Result<()> {
+/// Waits up to 30 s for the RPC to answer. `child` is the node this command started (its exit
+/// status is then known exactly); without it, liveness comes from `node.pid`.
+async fn wait_for_rpc(
+    dir: &Path,
+    rpc: &RpcClient,
+    mut child: Option<&mut std::process::Child>,
+) -> anyhow::Result<()> {
     for _ in 0..300 {
         if rpc.get_block_count().await.is_ok() {
             return Ok(());
         }
-        if running_pid(dir).is_none() {
-            let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+        let exit = match child.as_mut() {
+            Some(c) => c.try_wait()?.map(|s| s.to_string()),
+            None => running_pid(dir)
+                .is_none()
+                .then(|| "not running".to_string()),
+        };
+        if let Some(status) = exit {
+            let log = std::fs::read(dir.join("node.log")).unwrap_or_default();
+            let log = String::from_utf8_lossy(&log);
             let tail: Vec<&str> = log
                 .lines()
                 .rev()
@@ -487,7 +535,7 @@ async fn wait_for_rpc(dir: &Path, rpc: &RpcClient) -> anyhow::Result<()> {
                 .rev()
                 .collect();
             bail!(
-                "the neo-go node exited while starting; its log ({}/node.log) ends with:\n{}",
+                "the neo-go node exited while starting ({status}); its log ({}/node.log) ends with:\n{}",
                 dir.display(),
                 tail.join("\n")
             );

@@ -268,3 +268,49 @@ fn devnet_up_is_idempotent_and_survives_a_restart() {
     );
     assert_eq!(d.query("location", &alice), "10.0.0.1:5060");
 }
+
+/// Writes an executable shell script standing in for neo-go.
+fn fake_neogo(dir: &std::path::Path, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join("neogo-wrapper.sh");
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn devnet_up_reports_a_node_that_cannot_start() {
+    let scripts = tempfile::tempdir().unwrap();
+    let mut k = common::Krypton::new();
+    let fake = fake_neogo(scripts.path(), "echo 'fatal: config is wrong' >&2; exit 3");
+    k.env.push(("KRYPTON_NEOGO".into(), fake));
+    let e = k.run(&["devnet", "up"], "").err();
+    assert!(e.contains("exit status: 3"), "{e}");
+    assert!(e.contains("fatal: config is wrong"), "{e}");
+}
+
+#[test]
+fn devnet_up_starts_again_a_node_that_died_silently() {
+    let scripts = tempfile::tempdir().unwrap();
+    let marker = scripts.path().join("died-once");
+    let mut k = common::Krypton::new();
+    // First start: killed before it writes anything. Second: the real node.
+    let fake = fake_neogo(
+        scripts.path(),
+        &format!(
+            "[ -e {m} ] || {{ touch {m}; kill -9 $$; }}\nexec {neogo} \"$@\"",
+            m = marker.display(),
+            neogo = common::neogo().display()
+        ),
+    );
+    k.env.push(("KRYPTON_NEOGO".into(), fake));
+    let up = k.run(&["devnet", "up"], "");
+    assert!(marker.exists(), "the first start did not run");
+    let info = up.ok();
+    assert!(info["contract"].is_string(), "{info}");
+    let down = k.run(&["devnet", "down"], "").ok();
+    assert_eq!(
+        down["stopped"], true,
+        "the restarted node is the one tracked"
+    );
+}

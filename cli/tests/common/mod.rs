@@ -49,6 +49,8 @@ pub struct Krypton {
     pub dir: tempfile::TempDir,
     /// Extra global args, e.g. `--network URL`.
     pub global: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Krypton {
@@ -69,6 +71,7 @@ impl Krypton {
         Krypton {
             dir: tempfile::tempdir().unwrap(),
             global: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -81,7 +84,8 @@ impl Krypton {
             .args(&self.global)
             .args(args);
         cmd.env("KRYPTON_KEYSTORE", "keyutils")
-            .env_remove("KRYPTON_NETWORK");
+            .env_remove("KRYPTON_NETWORK")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
