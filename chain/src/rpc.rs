@@ -380,6 +380,20 @@ impl RpcClient {
         self.call_u32("getblockcount", json!([])).await
     }
 
+    /// `getblock HEIGHT true`: the hashes of the block's transactions, in block order.
+    pub async fn get_block_tx_hashes(&self, height: u32) -> Result<Vec<String>, RpcError> {
+        let m = "getblock";
+        let v = self.call(m, json!([height, true])).await?;
+        Reply::new(&v, m)
+            .items("tx")
+            .map(|t| {
+                t.str("hash")
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(m, "a transaction without hash"))
+            })
+            .collect()
+    }
+
     /// `invokefunction` (test mode, nothing is sent).
     pub async fn invoke_function(
         &self,

@@ -11,19 +11,6 @@ use serde_json::{Value, json};
 use crate::context::Context;
 use crate::output::Output;
 
-/// `krypton provider …`.
-#[derive(Subcommand, Debug)]
-pub enum ProviderCmd {
-    /// Deploy the signing account as a provider with its outbound SIP proxy location
-    Deploy {
-        /// host[:port] or a DNS SRV name such as _sip._udp.example.org
-        #[arg(long)]
-        location: String,
-    },
-    /// Remove the signing account's provider entry
-    Undeploy,
-}
-
 /// `krypton device-key …`.
 #[derive(Subcommand, Debug)]
 pub enum DeviceKeyCmd {
@@ -257,19 +244,24 @@ pub async fn send(
 }
 
 /// `provider deploy|undeploy`.
-pub async fn provider(ctx: &Context, cmd: ProviderCmd, out: &Output) -> anyhow::Result<()> {
+/// `provider deploy --location` (`Some`) and `provider undeploy` (`None`): the transaction's result
+/// as printed by the command.
+pub async fn provider_tx(
+    ctx: &Context,
+    location: Option<&str>,
+    out: &Output,
+) -> anyhow::Result<Value> {
     let c = ctx.contract()?;
-    let (me, o) = sign_and_send(ctx, out, |me| match &cmd {
-        ProviderCmd::Deploy { location } => (c.deploy_script(me, location), 0),
-        ProviderCmd::Undeploy => (c.undeploy_script(me), 0),
+    let (me, o) = sign_and_send(ctx, out, |me| match location {
+        Some(l) => (c.deploy_script(me, l), 0),
+        None => (c.undeploy_script(me), 0),
     })
     .await?;
     let mut fields = json!({"provider": me.to_address()});
-    if let ProviderCmd::Deploy { location } = &cmd {
-        fields["location"] = json!(location);
+    if let Some(l) = location {
+        fields["location"] = json!(l);
     }
-    out.result(tx_result(&o, Some(&c.hash), fields));
-    Ok(())
+    Ok(tx_result(&o, Some(&c.hash), fields))
 }
 
 /// `register --provider [--uuid]`.

@@ -9,6 +9,7 @@ mod context;
 mod devnet;
 mod output;
 mod phone_cmd;
+mod provider_cmd;
 mod wallet_cmds;
 
 use std::path::PathBuf;
@@ -75,10 +76,10 @@ enum Command {
         #[arg(long, default_value = "GAS")]
         asset: String,
     },
-    /// Providers: deploy and undeploy yourself as a SIP provider
+    /// Providers: deploy yourself on chain, and run your provider (Kamailio + provider service) here
     Provider {
         #[command(subcommand)]
-        cmd: chain_cmds::ProviderCmd,
+        cmd: provider_cmd::ProviderCmd,
     },
     /// Register the account with a provider
     Register {
@@ -156,7 +157,7 @@ async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
         Command::Send { to, amount, asset } => {
             chain_cmds::send(&ctx, &to, &amount, &asset, out).await
         }
-        Command::Provider { cmd } => chain_cmds::provider(&ctx, cmd, out).await,
+        Command::Provider { cmd } => provider_cmd::run(&ctx, cmd, out).await,
         Command::Register { provider, uuid } => {
             chain_cmds::register(&ctx, &provider, uuid, out).await
         }

@@ -1,0 +1,291 @@
+## KRYPTON provider: Kamailio KEMI routing script (app_python3, Kamailio 5.6).
+##
+## Admits exactly the users the chain registers with this provider (provider/AUTH.md):
+##   * KRYPTON phones (`Supported: krypton`) prove their NEO key with a SIP Bearer token (RFC 8898,
+##     ES256 JWT) that the provider service verifies against its chain cache;
+##   * standard SIP clients use digest credentials the service minted for a wallet-signed request
+##     (`auth_ephemeral`), and the service still checks at every REGISTER that the address is ours.
+## The provider service is asked over loopback HTTP; when it does not answer, requests get 503 with
+## Retry-After (fail closed). Settings come from krypton.json beside this file (written by
+## `krypton provider up`).
+
+import http.client
+import json
+import os
+
+import KSR as KSR
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "krypton.json")) as f:
+    CFG = json.load(f)
+REALM = CFG["realm"]                 # the provider's on-chain location, e.g. 127.0.0.1:5070
+SERVICE_HOST = CFG["service_host"]   # loopback address of the provider service
+SERVICE_PORT = int(CFG["service_port"])
+RPC_PORT = int(CFG["rpc_port"])      # loopback-only JSON-RPC listener (ul.rm from the service)
+TIMEOUT = 2.0                        # seconds; the service answers from memory
+
+FLT_NATS = 5
+FLB_NATB = 6
+
+
+def mod_init():
+    return kamailio()
+
+
+class ServiceDown(Exception):
+    pass
+
+
+class kamailio:
+    def __init__(self):
+        self.conn = None
+
+    def child_init(self, rank):
+        return 0
+
+    # ------------------------------------------------------------ provider service (HTTP, keep-alive)
+    def service(self, method, path, body=None):
+        """(status, JSON) from the provider service; raises ServiceDown when it cannot answer."""
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        for attempt in (1, 2):  # a kept-alive connection the service closed: reconnect once
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection(SERVICE_HOST, SERVICE_PORT, timeout=TIMEOUT)
+                self.conn.request(method, path, body=data, headers=headers)
+                r = self.conn.getresponse()
+                raw = r.read()
+                return r.status, (json.loads(raw) if raw else {})
+            except Exception as e:  # refused, reset, timeout, bad JSON
+                if self.conn is not None:
+                    self.conn.close()
+                self.conn = None
+                if attempt == 2:
+                    raise ServiceDown(repr(e))
+        raise ServiceDown("unreachable")
+
+    def reply(self, code, text, reason=None, extra=None):
+        """Stateless reply; a refusal carries its text in Reason (the phone shows it) and a shortened
+        phrase (baresip shows the phrase)."""
+        if reason:
+            safe = reason.replace('"', "'").replace("\r", " ").replace("\n", " ")
+            KSR.hdr.append_to_reply('Reason: SIP;cause=%d;text="%s"\r\n' % (code, safe))
+            text = safe[:80]
+        if extra:
+            KSR.hdr.append_to_reply(extra)
+        KSR.sl.send_reply(code, text)
+        return -255
+
+    def unavailable(self, why):
+        KSR.err("krypton: provider service unavailable: %s\n" % why)
+        return self.reply(503, "Provider service unavailable", None, "Retry-After: 5\r\n")
+
+    # ------------------------------------------------------------ request route
+    def ksr_request_route(self, msg):
+        if KSR.maxfwd.process_maxfwd(10) < 0:
+            KSR.sl.sl_send_reply(483, "Too Many Hops")
+            return 1
+        if KSR.is_OPTIONS() and KSR.is_myself_ruri() and KSR.corex.has_ruri_user() < 0:
+            KSR.sl.sl_send_reply(200, "Keepalive")
+            return 1
+        # 17895 without 2048 (digest credentials check): that flag rejects every Bearer request.
+        if KSR.sanity.sanity_check(17895, 7) < 0:
+            return 1
+        self.natdetect()
+        if KSR.is_CANCEL():
+            if KSR.tm.t_check_trans() > 0:
+                self.relay()
+            return 1
+        if KSR.siputils.has_totag() > 0:
+            self.within_dialog()
+            return 1
+        if KSR.tmx.t_precheck_trans() > 0:
+            KSR.tm.t_check_trans()
+            return 1
+        if KSR.tm.t_check_trans() == 0:
+            return 1
+        if KSR.is_REGISTER():
+            self.register()
+            return 1
+        if self.authenticate_caller() == -255:
+            return 1
+        KSR.hdr.remove("Route")
+        if KSR.is_method_in("IS"):
+            KSR.rr.record_route()
+        if not KSR.is_myself_ruri():
+            return self.reply(403, "Not relaying")
+        if KSR.corex.has_ruri_user() < 0:
+            KSR.sl.sl_send_reply(484, "Address Incomplete")
+            return 1
+        rc = KSR.registrar.lookup("location")
+        if rc < 0:
+            KSR.tm.t_newtran()
+            KSR.sl.send_reply(405 if rc == -2 else 404, "Method Not Allowed" if rc == -2 else "Not Found")
+            return 1
+        self.relay()
+        return 1
+
+    def natdetect(self):
+        KSR.force_rport()
+        # 19: RFC 1918 contact | Via received | port mismatch; 64: arrived over WebSocket
+        if KSR.nathelper.nat_uac_test(19) > 0 or KSR.nathelper.nat_uac_test(64) > 0:
+            if KSR.is_REGISTER():
+                KSR.nathelper.fix_nated_register()
+            elif KSR.siputils.is_first_hop() > 0:
+                KSR.nathelper.set_contact_alias()
+            KSR.setflag(FLT_NATS)
+
+    def within_dialog(self):
+        if KSR.rr.loose_route() > 0:
+            if not KSR.isdsturiset():
+                KSR.nathelper.handle_ruri_alias()
+            self.relay()
+            return
+        if KSR.is_ACK():
+            if KSR.tm.t_check_trans() > 0:
+                self.relay()
+            return
+        KSR.sl.sl_send_reply(404, "Not here")
+
+    def relay(self):
+        if KSR.is_method_in("ISU") and KSR.tm.t_is_set("onreply_route") < 0:
+            KSR.tm.t_on_reply("ksr_onreply_manage")
+        if KSR.tm.t_relay() < 0:
+            KSR.sl.sl_reply_error()
+        return -255
+
+    # ------------------------------------------------------------ authentication
+    def wants_bearer(self):
+        supported = KSR.pv.gete("$hdr(Supported)") or ""
+        return "krypton" in [s.strip().lower() for s in supported.split(",")]
+
+    def contact_instance(self):
+        contact = KSR.pv.gete("$hdr(Contact)") or ""
+        key = "+sip.instance="
+        i = contact.find(key)
+        if i < 0:
+            return None
+        return contact[i + len(key):].split(";")[0].split(",")[0].strip().strip('"').strip("<>")
+
+    def challenge(self, code):
+        """401 (REGISTER) / 407: a Bearer challenge for KRYPTON phones, digest for everyone."""
+        header = "WWW-Authenticate" if code == 401 else "Proxy-Authenticate"
+        if self.wants_bearer():
+            try:
+                status, body = self.service("POST", "/kemi/challenge", {"call_id": KSR.pv.get("$ci")})
+            except ServiceDown as e:
+                return self.unavailable(e)
+            if status != 200:
+                return self.unavailable("challenge: HTTP %d" % status)
+            KSR.hdr.append_to_reply("%s: %s\r\n" % (header, body["header"]))
+        KSR.auth.auth_challenge(REALM, 1)  # 1: qop=auth; 401 for REGISTER, else 407
+        return -255
+
+    def check_bearer(self, value, user, instance):
+        try:
+            status, body = self.service("POST", "/kemi/bearer", {
+                "authorization": value, "user": user,
+                "call_id": KSR.pv.get("$ci"), "instance": instance})
+        except ServiceDown as e:
+            return self.unavailable(e)
+        if status != 200:
+            return self.unavailable("bearer: HTTP %d" % status)
+        if not body.get("ok"):
+            return self.reply(int(body.get("code", 403)), "Forbidden", body.get("reason", "forbidden"))
+        return 1
+
+    def check_ephemeral(self, user):
+        """Digest with `<expiry>:<address>` credentials (auth_ephemeral), then chain membership."""
+        au = KSR.pv.get("$aU") or ""  # the whole user name ($au stops at ':')
+        if ":" not in au or au.split(":", 1)[1] != user:
+            return self.reply(403, "Forbidden", "the credentials are for another address")
+        rc = KSR.auth_ephemeral.autheph_check(REALM)
+        if rc < 0:
+            KSR.auth.auth_challenge(REALM, 1 | (16 if rc == -4 else 0))  # 16: stale=true
+            return -255
+        try:
+            status, body = self.service("POST", "/kemi/member", {"address": user})
+        except ServiceDown as e:
+            return self.unavailable(e)
+        if status != 200:
+            return self.unavailable("member: HTTP %d" % status)
+        if not body.get("ok"):
+            return self.reply(403, "Forbidden", body.get("reason", "forbidden"))
+        return 1
+
+    def authenticate(self, user, hdr, code, instance):
+        value = (KSR.pv.gete("$hdr(%s)" % hdr) or "").strip()
+        if value[:7].lower() == "bearer ":
+            return self.check_bearer(value, user, instance)
+        if value[:7].lower() == "digest ":
+            return self.check_ephemeral(user)
+        return self.challenge(code)
+
+    def register(self):
+        user = KSR.pv.get("$tU") or ""
+        if self.authenticate(user, "Authorization", 401, self.contact_instance()) == -255:
+            return
+        if KSR.isflagset(FLT_NATS):
+            KSR.setbflag(FLB_NATB)
+        if KSR.registrar.save("location", 0) < 0:
+            KSR.sl.sl_reply_error()
+
+    def authenticate_caller(self):
+        """Requests from our own users carry a proof (407 challenge first); requests for our users
+        from elsewhere are not admitted yet (provider-to-provider routing comes with AUTH.md §6)."""
+        if KSR.is_myself_furi():
+            user = KSR.pv.get("$fU") or ""
+            return self.authenticate(user, "Proxy-Authorization", 407, None)
+        return self.reply(403, "Forbidden", "not from a deployed KRYPTON provider")
+
+    # ------------------------------------------------------------ replies, HTTP
+    def ksr_onreply_manage(self, msg):
+        scode = KSR.pv.get("$rs")
+        if 100 < scode < 300 and KSR.isbflagset(FLB_NATB):
+            KSR.nathelper.set_contact_alias()
+        return 1
+
+    # app_python3 5.6 calls this for every message sent; a missing method leaves a pending
+    # exception that breaks the next KSR call (see ../shared/notes/sip-interop.md).
+    def ksr_onsend_route(self, msg):
+        return 1
+
+    def ksr_reply_route(self, msg):
+        return 1
+
+    def ksr_xhttp_event(self, msg, evname):
+        KSR.set_reply_close()
+        KSR.set_reply_no_connect()
+        if KSR.pv.get("$Rp") == RPC_PORT:
+            # loopback-only JSON-RPC (the provider service removes bindings with ul.rm)
+            if KSR.pv.get("$si") == "127.0.0.1":
+                KSR.jsonrpcs.dispatch()
+            else:
+                KSR.xhttp.xhttp_reply(403, "Forbidden", "", "")
+            return 1
+        upg = (KSR.pv.gete("$hdr(Upgrade)") or "").lower()
+        conn = (KSR.pv.gete("$hdr(Connection)") or "").lower()
+        if "websocket" in upg and "upgrade" in conn and KSR.pv.get("$rm") == "GET":
+            if KSR.websocket.handle_handshake() > 0:
+                return 1
+        path = KSR.pv.get("$hu") or ""
+        if path.startswith("/krypton/v1/"):
+            self.relay_api(path)
+            return 1
+        KSR.xhttp.xhttp_reply(404, "Not Found", "", "")
+        return 1
+
+    def relay_api(self, path):
+        """The provider service's public API (nonce, credentials) on the SIP/WS port (AUTH.md §5)."""
+        method = KSR.pv.get("$rm")
+        body = KSR.pv.gete("$rb") or None
+        try:
+            status, answer = self.service(method, path, json.loads(body) if body else None)
+        except (ServiceDown, ValueError) as e:
+            KSR.xhttp.xhttp_reply(503, "Service Unavailable", "application/json",
+                                  json.dumps({"error": "provider service unavailable: retry later"}))
+            return
+        KSR.xhttp.xhttp_reply(status, "OK" if status == 200 else "Error", "application/json", json.dumps(answer))
+
+    def ksr_websocket_event(self, msg, evname):
+        return 1

@@ -1,0 +1,466 @@
+//! The provider service: the chain cache, the admission checks and the HTTP API that Kamailio's
+//! KEMI script (and standard clients, through Kamailio's HTTP relay) call. Stateless beyond its
+//! cache: a restart rebuilds everything from the chain.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use krypton_chain::krypton::KryptonEvent;
+use krypton_chain::{RpcClient, RpcError};
+use krypton_wallet::ScriptHash;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::check::{Checker, Rejection};
+use crate::follow::{self, Sink};
+use crate::registry::{Change, Registry};
+
+/// Errors that stop the service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The HTTP listener failed.
+    #[error("the provider service's HTTP listener failed: {0}")]
+    Http(#[from] std::io::Error),
+    /// Bad settings.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Settings of one provider service.
+#[derive(Clone)]
+pub struct ServiceConfig {
+    /// NEO RPC endpoints (failover order).
+    pub rpc: Vec<String>,
+    /// The KRYPTON contract.
+    pub contract: ScriptHash,
+    /// This provider's address.
+    pub provider: ScriptHash,
+    /// SIP realm/domain: the provider's on-chain location.
+    pub realm: String,
+    /// Secret shared with Kamailio's `auth_ephemeral`.
+    pub ephemeral_secret: Zeroizing<Vec<u8>>,
+    /// Kamailio's loopback JSON-RPC URL (`http://127.0.0.1:PORT/RPC`): bindings of users who
+    /// leave on chain are removed at once (`ul.rm`).
+    pub kamailio_rpc: Option<String>,
+    /// How often to ask the node for new blocks.
+    pub poll: Duration,
+}
+
+impl std::fmt::Debug for ServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceConfig")
+            .field("rpc", &self.rpc)
+            .field("contract", &self.contract.to_hex())
+            .field("provider", &self.provider.to_address())
+            .field("realm", &self.realm)
+            .field("kamailio_rpc", &self.kamailio_rpc)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Metrics {
+    registers_admitted: AtomicU64,
+    registers_refused: AtomicU64,
+    challenges: AtomicU64,
+    credentials_issued: AtomicU64,
+    credentials_refused: AtomicU64,
+    bindings_removed: AtomicU64,
+    events_applied: AtomicU64,
+}
+
+struct Cache {
+    registry: Registry,
+    checker: Checker,
+    /// Blocks applied (a block count), 0 until the first snapshot.
+    height: u32,
+    synced: bool,
+    chain_error: Option<String>,
+}
+
+struct Shared {
+    me: ScriptHash,
+    cache: Mutex<Cache>,
+    metrics: Metrics,
+}
+
+impl Shared {
+    fn cache(&self) -> MutexGuard<'_, Cache> {
+        // A panic while holding the lock cannot leave the cache half-updated in a way that
+        // matters more than stopping the service would: keep serving.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Sink for Shared {
+    fn apply_block(&self, height: u32, events: &[KryptonEvent]) -> Vec<Change> {
+        let mut c = self.cache();
+        let changes = events
+            .iter()
+            .map(|e| c.registry.apply(e, &self.me))
+            .filter(|c| *c != Change::None)
+            .collect();
+        c.height = height + 1;
+        self.metrics
+            .events_applied
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        changes
+    }
+
+    fn chain_status(&self, error: Option<&RpcError>) {
+        self.cache().chain_error = error.map(|e| e.to_string());
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Runs the service on `listener` until the process ends: serves at once (answering 503 until the
+/// first chain snapshot is in), takes the snapshot (retrying while the node is unreachable), then
+/// follows the chain.
+pub async fn run(
+    cfg: ServiceConfig,
+    listener: tokio::net::TcpListener,
+) -> Result<(), ServiceError> {
+    let rpc = RpcClient::new(cfg.rpc.clone(), Duration::from_secs(10))
+        .map_err(|e| ServiceError::Config(e.to_string()))?;
+    let mut nonce_secret = Zeroizing::new([0u8; 32]);
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce_secret[..]);
+    let shared = Arc::new(Shared {
+        me: cfg.provider,
+        cache: Mutex::new(Cache {
+            registry: Registry::default(),
+            checker: Checker::new(
+                cfg.provider,
+                &cfg.realm,
+                &nonce_secret,
+                &cfg.ephemeral_secret,
+            ),
+            height: 0,
+            synced: false,
+            chain_error: None,
+        }),
+        metrics: Metrics::default(),
+    });
+    let app = router(shared.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let chain = tokio::spawn(keep_in_sync(rpc, cfg, shared));
+    let r = server.await;
+    chain.abort();
+    match r {
+        Ok(r) => r.map_err(ServiceError::Http),
+        Err(e) => Err(ServiceError::Http(std::io::Error::other(e))),
+    }
+}
+
+async fn keep_in_sync(rpc: RpcClient, cfg: ServiceConfig, shared: Arc<Shared>) {
+    let mut wait = Duration::from_millis(200);
+    let next = loop {
+        match follow::snapshot(&rpc, &cfg.contract).await {
+            Ok((registry, height)) => {
+                let (providers, users) = registry.counts();
+                tracing::info!(height, providers, users, "chain snapshot loaded");
+                let mut c = shared.cache();
+                c.registry = registry;
+                c.height = height;
+                c.synced = true;
+                c.chain_error = None;
+                break height;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the contract's storage; retrying");
+                shared.chain_status(Some(&e));
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    };
+    let http = reqwest::Client::new();
+    let kamailio = cfg.kamailio_rpc.clone();
+    let sh = shared.clone();
+    follow::follow(rpc, cfg.contract, next, cfg.poll, &*shared, move |change| {
+        if let (Change::UserLeft(user), Some(url)) = (change, kamailio.clone()) {
+            let http = http.clone();
+            let sh = sh.clone();
+            tokio::spawn(async move {
+                let address = user.to_address();
+                match remove_bindings(&http, &url, &address).await {
+                    Ok(()) => {
+                        sh.metrics.bindings_removed.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(%address, "left on chain: bindings removed");
+                    }
+                    Err(e) => tracing::warn!(%address, error = %e,
+                        "left on chain, but Kamailio did not remove the bindings; the next refresh fails"),
+                }
+            });
+        }
+    })
+    .await;
+}
+
+/// Kamailio JSON-RPC `ul.rm location ADDRESS` (AUTH.md §4). A user without bindings is fine.
+async fn remove_bindings(http: &reqwest::Client, url: &str, address: &str) -> Result<(), String> {
+    let body = json!({"jsonrpc":"2.0","method":"ul.rm","params":["location", address],"id":1});
+    let r: Value = http
+        .post(url)
+        .json(&body)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    match r.get("error") {
+        // 404: no such AOR (not currently registered).
+        Some(e) if e.get("code").and_then(Value::as_i64) != Some(404) => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/kemi/challenge", post(kemi_challenge))
+        .route("/kemi/bearer", post(kemi_bearer))
+        .route("/kemi/member", post(kemi_member))
+        .route("/krypton/v1/nonce", get(api_nonce))
+        .route("/krypton/v1/credentials", post(api_credentials))
+        .with_state(shared)
+}
+
+/// 503 until the cache is loaded: Kamailio must fail closed, never admit on an empty cache.
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "provider service unavailable: the chain cache is not loaded yet; retry"})),
+    )
+        .into_response()
+}
+
+async fn health(State(s): State<Arc<Shared>>) -> Response {
+    let c = s.cache();
+    let (providers, users) = c.registry.counts();
+    let body = json!({
+        "synced": c.synced,
+        "height": c.height,
+        "providers": providers,
+        "users": users,
+        "chain_error": c.chain_error,
+        "realm": c.checker.realm(),
+        "provider": s.me.to_address(),
+    });
+    let code = if c.synced {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> String {
+    let (height, synced, providers, users, ours) = {
+        let c = s.cache();
+        let (p, u) = c.registry.counts();
+        (c.height, c.synced, p, u, c.registry.users_of(&s.me).count())
+    };
+    let m = &s.metrics;
+    let counter = |name: &str, help: &str, v: &AtomicU64| {
+        format!(
+            "# HELP krypton_provider_{name} {help}\n# TYPE krypton_provider_{name} counter\nkrypton_provider_{name} {}\n",
+            v.load(Ordering::Relaxed)
+        )
+    };
+    let gauge = |name: &str, help: &str, v: u64| {
+        format!(
+            "# HELP krypton_provider_{name} {help}\n# TYPE krypton_provider_{name} gauge\nkrypton_provider_{name} {v}\n"
+        )
+    };
+    [
+        gauge(
+            "chain_height",
+            "Blocks applied to the cache.",
+            height as u64,
+        ),
+        gauge(
+            "synced",
+            "1 once the chain snapshot is loaded.",
+            synced as u64,
+        ),
+        gauge("providers", "Deployed providers.", providers as u64),
+        gauge(
+            "users",
+            "Users registered on chain (all providers).",
+            users as u64,
+        ),
+        gauge(
+            "own_users",
+            "Users registered with this provider.",
+            ours as u64,
+        ),
+        counter(
+            "registers_admitted_total",
+            "REGISTERs admitted.",
+            &m.registers_admitted,
+        ),
+        counter(
+            "registers_refused_total",
+            "REGISTERs refused.",
+            &m.registers_refused,
+        ),
+        counter(
+            "challenges_total",
+            "Bearer challenges issued.",
+            &m.challenges,
+        ),
+        counter(
+            "credentials_issued_total",
+            "Credentials issued.",
+            &m.credentials_issued,
+        ),
+        counter(
+            "credentials_refused_total",
+            "Credential requests refused.",
+            &m.credentials_refused,
+        ),
+        counter(
+            "bindings_removed_total",
+            "Bindings removed after an on-chain change.",
+            &m.bindings_removed,
+        ),
+        counter(
+            "events_applied_total",
+            "Contract events applied.",
+            &m.events_applied,
+        ),
+    ]
+    .concat()
+}
+
+#[derive(Deserialize)]
+struct ChallengeReq {
+    call_id: String,
+}
+
+async fn kemi_challenge(State(s): State<Arc<Shared>>, Json(r): Json<ChallengeReq>) -> Response {
+    let c = s.cache();
+    if !c.synced {
+        return unavailable();
+    }
+    s.metrics.challenges.fetch_add(1, Ordering::Relaxed);
+    Json(json!({"header": c.checker.bearer_challenge(now(), &r.call_id)})).into_response()
+}
+
+#[derive(Deserialize)]
+struct BearerReq {
+    /// The whole `Authorization` / `Proxy-Authorization` value (`Bearer …`).
+    authorization: String,
+    /// The AOR user (REGISTER: To user; other requests: From user).
+    user: String,
+    call_id: String,
+    /// The Contact's `+sip.instance`, when the request has one.
+    #[serde(default)]
+    instance: Option<String>,
+}
+
+fn verdict(r: Result<ScriptHash, Rejection>) -> Value {
+    match r {
+        Ok(who) => json!({"ok": true, "address": who.to_address()}),
+        Err(e) => json!({"ok": false, "code": e.code, "reason": e.reason}),
+    }
+}
+
+async fn kemi_bearer(State(s): State<Arc<Shared>>, Json(r): Json<BearerReq>) -> Response {
+    let mut guard = s.cache();
+    if !guard.synced {
+        return unavailable();
+    }
+    let c = &mut *guard;
+    let token = r
+        .authorization
+        .trim()
+        .strip_prefix("Bearer ")
+        .unwrap_or("")
+        .trim();
+    let instance = r
+        .instance
+        .as_deref()
+        .map(|i| i.trim_matches(|ch| ch == '"' || ch == '<' || ch == '>'))
+        .filter(|i| !i.is_empty());
+    let res = c
+        .checker
+        .check_bearer(&c.registry, token, &r.user, &r.call_id, instance, now());
+    let m = if res.is_ok() {
+        &s.metrics.registers_admitted
+    } else {
+        &s.metrics.registers_refused
+    };
+    m.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = &res {
+        tracing::info!(user = %r.user, reason = %e.reason, "Bearer proof refused");
+    }
+    Json(verdict(res)).into_response()
+}
+
+#[derive(Deserialize)]
+struct MemberReq {
+    address: String,
+}
+
+async fn kemi_member(State(s): State<Arc<Shared>>, Json(r): Json<MemberReq>) -> Response {
+    let c = s.cache();
+    if !c.synced {
+        return unavailable();
+    }
+    Json(verdict(c.checker.check_member(&c.registry, &r.address))).into_response()
+}
+
+async fn api_nonce(State(s): State<Arc<Shared>>) -> Response {
+    let c = s.cache();
+    if !c.synced {
+        return unavailable();
+    }
+    Json(json!({
+        "nonce": c.checker.nonce(now(), krypton_auth::CREDENTIALS_CID),
+        "realm": c.checker.realm(),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct CredentialsReq {
+    token: String,
+}
+
+async fn api_credentials(State(s): State<Arc<Shared>>, Json(r): Json<CredentialsReq>) -> Response {
+    let mut guard = s.cache();
+    if !guard.synced {
+        return unavailable();
+    }
+    let c = &mut *guard;
+    match c.checker.credentials(&c.registry, &r.token, now()) {
+        Ok(creds) => {
+            s.metrics.credentials_issued.fetch_add(1, Ordering::Relaxed);
+            Json(creds).into_response()
+        }
+        Err(e) => {
+            s.metrics
+                .credentials_refused
+                .fetch_add(1, Ordering::Relaxed);
+            (StatusCode::FORBIDDEN, Json(json!({"error": e.reason}))).into_response()
+        }
+    }
+}
