@@ -8,6 +8,11 @@
 //!
 //! Without `--input`/`--output` (or `[audio]` in the config) calls use no sound device at all:
 //! silence out, nothing played, so the phone runs on machines without sound.
+//!
+//! `--wallet [ADDRESS]` registers the wallet account (default: `--account`, else the wallet's
+//! default) with its provider as the chain names it, proving the address with a KRYPTON Bearer
+//! token instead of a password (provider/AUTH.md §4; see [`phone_wallet`]). `--password-file`
+//! then holds the wallet password.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -19,6 +24,9 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::context::Context;
 
+#[path = "phone_wallet.rs"]
+mod phone_wallet;
+
 /// Options of `krypton phone`.
 #[derive(clap::Args, Debug)]
 pub struct PhoneArgs {
@@ -28,9 +36,13 @@ pub struct PhoneArgs {
     /// Outbound proxy for --account: sip:HOST[:PORT][;transport=udp|tcp|tls|ws]
     #[arg(long)]
     proxy: Option<String>,
-    /// File whose first line is the password of --account
+    /// File whose first line is the password of --account (with --wallet: the wallet password)
     #[arg(long)]
     password_file: Option<PathBuf>,
+    /// Register the wallet account ADDRESS (default: --account, else the wallet's default) with
+    /// its on-chain provider, proving the address with the wallet key (no SIP password)
+    #[arg(long, value_name = "ADDRESS")]
+    wallet: Option<Option<String>>,
     /// Answer incoming calls at once
     #[arg(long)]
     auto_answer: bool,
@@ -91,7 +103,21 @@ pub struct SoundArgs {
 
 /// Run the phone until `quit`, a signal, or the end of the --call call (--quit-after-call).
 pub async fn run(ctx: &Context, account: Option<String>, args: PhoneArgs) -> anyhow::Result<()> {
-    let config = build_config(ctx, account, &args)?;
+    let (account, wallet) = match &args.wallet {
+        // With --wallet, a global --account names the wallet account, not a SIP AOR.
+        Some(address) => {
+            let opts = phone_wallet::WalletOptions {
+                proxy: args.proxy.as_deref(),
+                password_file: args.password_file.as_deref(),
+                expires: args.expires,
+                keepalive: args.keepalive,
+            };
+            let a = phone_wallet::wallet_account(ctx, address.as_deref(), &opts).await?;
+            (None, Some(a))
+        }
+        None => (account, None),
+    };
+    let config = build_config(ctx, account, wallet, &args)?;
     let auto_call = args.call.clone();
     let (phone, mut events) = Phone::start(config)
         .await
@@ -149,7 +175,10 @@ pub async fn run(ctx: &Context, account: Option<String>, args: PhoneArgs) -> any
 }
 
 fn any_registering(args: &PhoneArgs) -> bool {
-    args.config.is_some() || args.proxy.is_some() || args.password_file.is_some()
+    args.config.is_some()
+        || args.proxy.is_some()
+        || args.password_file.is_some()
+        || args.wallet.is_some()
 }
 
 fn print_event(e: &PhoneEvent) {
@@ -185,13 +214,19 @@ async fn wait_for_signal() {
 fn build_config(
     ctx: &Context,
     account: Option<String>,
+    wallet: Option<AccountConfig>,
     args: &PhoneArgs,
 ) -> anyhow::Result<PhoneConfig> {
     let mut config = match &args.config {
         Some(path) => PhoneConfig::load(path)?,
         None => PhoneConfig::default(),
     };
-    if let Some(aor) = account {
+    if let Some(w) = wallet {
+        if config.dial_plan.default.is_empty() {
+            config.dial_plan.default.push(w.id.clone());
+        }
+        config.accounts.push(w);
+    } else if let Some(aor) = account {
         let id = aor_id(&aor);
         config.accounts.push(AccountConfig {
             id: id.clone(),
@@ -205,6 +240,8 @@ fn build_config(
             keepalive: args.keepalive,
             krypton: false,
             tls_ca: None,
+            instance: None,
+            bearer: None,
         });
         if config.dial_plan.default.is_empty() {
             config.dial_plan.default.push(id);

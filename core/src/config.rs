@@ -25,12 +25,13 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use krypton_media::codec::CodecKind;
 use krypton_media::sdp::SrtpPolicy;
 use krypton_sip::digest::Credentials;
-use krypton_sip::{Account, Aor, ProxyAddr, RegistrationPolicy};
+use krypton_sip::{Account, Aor, BearerSigner, ProxyAddr, RegistrationPolicy};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -98,6 +99,15 @@ pub struct AccountConfig {
     /// OS trust store (`SSL_CERT_FILE`/`SSL_CERT_DIR` replace the OS store when set).
     #[serde(default)]
     pub tls_ca: Option<PathBuf>,
+    /// RFC 5626 `+sip.instance` (`urn:uuid:…`) for this account; default: the phone's own,
+    /// kept in the data dir. A KRYPTON wallet account uses its on-chain uuid.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// KRYPTON Bearer authentication (provider/AUTH.md §4): the signer that proves the wallet
+    /// address to the provider ([`crate::wallet_auth::WalletSigner`]). Set by a front end
+    /// that unlocked the wallet, never read from a config file.
+    #[serde(skip)]
+    pub bearer: Option<Arc<dyn BearerSigner>>,
 }
 
 fn yes() -> bool {
@@ -399,6 +409,8 @@ impl AccountConfig {
             register: self.register,
             policy,
             tls_ca: self.tls_ca.clone(),
+            instance: self.instance.clone(),
+            bearer: self.bearer.clone(),
         })
     }
 }

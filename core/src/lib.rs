@@ -6,6 +6,8 @@ pub mod config;
 pub mod dialplan;
 pub mod phone;
 pub mod store;
+pub mod wallet_auth;
 
 pub use config::{AccountConfig, AudioConfig, ConfigError, DeviceChoice, PhoneConfig, SrtpSetting};
 pub use phone::{CallSummary, Phone, PhoneCommand, PhoneError, PhoneEvent};
+pub use wallet_auth::WalletSigner;

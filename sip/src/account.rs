@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use crate::bearer::BearerSigner;
 use crate::digest::Credentials;
 use crate::registration::RegistrationPolicy;
 
@@ -193,6 +195,20 @@ pub struct Account {
     /// keeps one TLS configuration per user agent, so these anchors count for every TLS
     /// account of the same user agent.
     pub tls_ca: Option<PathBuf>,
+    /// RFC 5626 `+sip.instance` of this account (`urn:uuid:…`); `None`: the user agent's
+    /// ([`crate::UaConfig::instance`]). A KRYPTON wallet account uses its on-chain uuid.
+    pub instance: Option<String>,
+    /// KRYPTON Bearer authentication (`provider/AUTH.md` §4): with a signer, REGISTER, INVITE
+    /// and MESSAGE carry `Supported: krypton`, and a Bearer challenge is answered with a token
+    /// the signer mints (preferred over digest). Its `Debug` shows no secret.
+    pub bearer: Option<Arc<dyn BearerSigner>>,
+}
+
+impl Account {
+    /// The `+sip.instance` this account uses: its own, else `default` (the user agent's).
+    pub fn instance_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.instance.as_deref().unwrap_or(default)
+    }
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

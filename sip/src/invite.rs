@@ -25,8 +25,12 @@
 //! - An INVITE with no response at all (not even 100 Trying) within [`NO_RESPONSE`] ends the
 //!   call as failed with 408, so that the application can fail over to another provider now
 //!   rather than after timer B.
-//! - A 401/407 is answered once with credentials; a second challenge means the credentials were
-//!   refused (unless it only says the nonce was stale, RFC 7616 §3.3, which is answered once more).
+//! - A 401/407 is answered once with credentials — a KRYPTON Bearer token when the account has a
+//!   signer ([`CallMachine::set_bearer`]) and the challenge offers Bearer, else digest; a second
+//!   challenge means the credentials were refused (unless it only says the digest nonce was
+//!   stale, RFC 7616 §3.3, which is answered once more). A `403 stale proof` after our token is
+//!   retried once without credentials for a fresh nonce; other 403s end the call with the
+//!   provider's `Reason` text ([`crate::bearer::AuthRetry`] decides all this).
 //! - A re-INVITE that meets ours gets 491; ours, refused with 491, goes again after a random
 //!   2.1–4 s when we own the Call-ID and 0–2 s otherwise (RFC 3261 §14.1). Our re-INVITEs are
 //!   sent one at a time; one asked for while another INVITE transaction runs waits its turn.
@@ -40,8 +44,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::bearer::{AuthAnswer, AuthResponse, AuthRetry, AuthStep, BearerChallenge};
 use crate::call::{CallId, EndReason, SipEvent};
-use crate::digest;
 
 /// How long an INVITE may go without any response before the proxy counts as unreachable.
 pub const NO_RESPONSE: Duration = Duration::from_secs(4);
@@ -95,13 +99,16 @@ pub struct Dialog {
     pub local_cseq: u32,
 }
 
-/// A digest challenge to answer in the next INVITE.
+/// A challenge to answer in the next INVITE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
     /// 401 (answer in Authorization) or 407 (answer in Proxy-Authorization).
     pub status: u16,
     /// The WWW-Authenticate / Proxy-Authenticate header values.
     pub headers: Vec<String>,
+    /// Answer this KRYPTON Bearer challenge with a token from the account's signer; `None`:
+    /// answer `headers` with digest.
+    pub bearer: Option<BearerChallenge>,
 }
 
 /// A request the machine wants sent; the driver builds it from [`CallMachine::dialog`].
@@ -239,6 +246,8 @@ pub struct InResponse {
     pub body: Vec<u8>,
     /// WWW-Authenticate (401) or Proxy-Authenticate (407) values.
     pub challenges: Vec<String>,
+    /// The `Reason` header's text (RFC 3326), the provider's explanation of a 403.
+    pub reason_text: Option<String>,
 }
 
 /// A request from the other side inside this call (not ACK or CANCEL: see
@@ -336,8 +345,7 @@ pub struct CallMachine {
     invite_sdp: Vec<u8>,
     got_provisional: bool,
     cancel_sent: bool,
-    challenges_answered: u32,
-    stale_answered: bool,
+    auth: AuthRetry,
     no_response_at: Option<Instant>,
     give_up_at: Option<Instant>,
     // Incoming: the initial INVITE.
@@ -404,8 +412,7 @@ impl CallMachine {
             invite_sdp: Vec::new(),
             got_provisional: false,
             cancel_sent: false,
-            challenges_answered: 0,
-            stale_answered: false,
+            auth: AuthRetry::new(false),
             no_response_at: None,
             give_up_at: None,
             invite_txn: None,
@@ -420,6 +427,12 @@ impl CallMachine {
             rng: seed | 1,
             actions: VecDeque::new(),
         }
+    }
+
+    /// The account can answer KRYPTON Bearer challenges (it has a signer): prefer them to
+    /// digest. Set it before the first response arrives.
+    pub fn set_bearer(&mut self, bearer: bool) {
+        self.auth = AuthRetry::new(bearer);
     }
 
     /// Our handle for the call.
@@ -852,50 +865,59 @@ impl CallMachine {
                 });
                 self.next_reoffer(now);
             }
-            401 | 407 if self.may_answer_challenge(&r.challenges) => {
-                self.challenges_answered += 1;
+            _ => {
+                let step = self.auth.handle(&AuthResponse {
+                    status,
+                    phrase: &r.reason,
+                    challenges: &r.challenges,
+                    reason_text: r.reason_text.as_deref(),
+                });
+                let challenge = match step {
+                    AuthStep::Retry(AuthAnswer::Fresh) => None,
+                    AuthStep::Retry(AuthAnswer::Bearer { challenge, .. }) => Some(Challenge {
+                        status,
+                        headers: r.challenges,
+                        bearer: Some(challenge),
+                    }),
+                    AuthStep::Retry(AuthAnswer::Digest { challenges, .. }) => Some(Challenge {
+                        status,
+                        headers: challenges,
+                        bearer: None,
+                    }),
+                    AuthStep::Refused { status, reason } => {
+                        self.end(EndReason::Failed {
+                            status: Some(status),
+                            reason,
+                        });
+                        return;
+                    }
+                    AuthStep::Pass => {
+                        let reason = match (status, r.reason_text) {
+                            // Not ours: we never sent a CANCEL in this state.
+                            (487, _) => EndReason::RemoteHangup,
+                            // The provider's explanation (AUTH.md §7).
+                            (403, Some(text)) if !text.trim().is_empty() => EndReason::Failed {
+                                status: Some(403),
+                                reason: text,
+                            },
+                            _ => EndReason::from_failure_status(status, &r.reason),
+                        };
+                        self.end(reason);
+                        return;
+                    }
+                };
+                // Again with credentials (or, after a stale proof, without, for a fresh
+                // challenge): CSeq + 1, same Call-ID and tag.
                 self.got_provisional = false;
                 self.invite_cseq = self.next_cseq();
                 self.no_response_at = Some(now + NO_RESPONSE);
                 self.push_send(OutRequest::Invite {
                     cseq: self.invite_cseq,
                     sdp: self.invite_sdp.clone(),
-                    challenge: Some(Challenge {
-                        status,
-                        headers: r.challenges,
-                    }),
+                    challenge,
                 });
             }
-            _ => {
-                let reason = match status {
-                    401 | 407 => EndReason::Failed {
-                        status: Some(status),
-                        reason: "the proxy refused our credentials".into(),
-                    },
-                    // Not ours: we never sent a CANCEL in this state.
-                    487 => EndReason::RemoteHangup,
-                    _ => EndReason::from_failure_status(status, &r.reason),
-                };
-                self.end(reason);
-            }
         }
-    }
-
-    /// Answer the first challenge; answer a second one only if it says our nonce was stale.
-    fn may_answer_challenge(&mut self, challenges: &[String]) -> bool {
-        if self.challenges_answered == 0 {
-            return true;
-        }
-        let stale = challenges
-            .iter()
-            .filter_map(|c| digest::parse_challenges(c).ok())
-            .flatten()
-            .any(|c| c.stale);
-        if stale && !self.stale_answered {
-            self.stale_answered = true;
-            return true;
-        }
-        false
     }
 
     fn reoffer_response(&mut self, now: Instant, r: InResponse) {
@@ -1271,6 +1293,7 @@ mod tests {
                 record_route: vec!["<sip:p1.test;lr>".into(), "<sip:p2.test;lr>".into()],
                 body: sdp.unwrap_or_default(),
                 challenges: Vec::new(),
+                reason_text: None,
             }
         }
 
@@ -1881,7 +1904,7 @@ mod tests {
             n.ended(Side::A),
             [EndReason::Failed {
                 status: Some(407),
-                reason: "the proxy refused our credentials".into()
+                reason: "wrong user name or password (the proxy refused our credentials)".into()
             }]
         );
         assert!(n.terminated(Side::A));
@@ -1937,6 +1960,182 @@ mod tests {
             })) if reason == "no digest"
         ));
         assert!(m.is_terminated());
+    }
+
+    /// The requests and events a machine asks for, drained.
+    fn drain_call(m: &mut CallMachine) -> (Vec<OutRequest>, Vec<SipEvent>) {
+        let (mut sent, mut events) = (Vec::new(), Vec::new());
+        while let Some(a) = m.poll_action() {
+            match a {
+                CallAction::Send(r) => sent.push(r),
+                CallAction::Event(e) => events.push(e),
+                _ => {}
+            }
+        }
+        (sent, events)
+    }
+
+    fn bearer_407(cseq: u32, nonce: &str) -> InResponse {
+        InResponse {
+            method: Some(Method::Invite),
+            cseq,
+            status: 407,
+            reason: "Proxy Authentication Required".into(),
+            challenges: vec![
+                format!("Bearer realm=\"p.test\", scope=\"krypton\", nonce=\"{nonce}\""),
+                "Digest realm=\"p.test\", nonce=\"d1\"".into(),
+            ],
+            ..InResponse::default()
+        }
+    }
+
+    fn forbidden(cseq: u32, text: &str) -> InResponse {
+        InResponse {
+            method: Some(Method::Invite),
+            cseq,
+            status: 403,
+            reason: "Forbidden".into(),
+            reason_text: Some(text.into()),
+            ..InResponse::default()
+        }
+    }
+
+    fn bearer_call(t0: Instant) -> CallMachine {
+        let dialog = Net::new(1).a.m.unwrap().dialog().clone();
+        let mut m = CallMachine::outgoing(CallId(1), dialog, OFFER.to_vec(), t0, 1);
+        m.set_bearer(true);
+        let (sent, _) = drain_call(&mut m);
+        assert!(matches!(
+            sent.as_slice(),
+            [OutRequest::Invite {
+                cseq: 1,
+                challenge: None,
+                ..
+            }]
+        ));
+        m
+    }
+
+    fn bearer_nonce(r: &OutRequest) -> Option<(u32, &str)> {
+        match r {
+            OutRequest::Invite {
+                cseq,
+                challenge:
+                    Some(Challenge {
+                        status: 407,
+                        bearer: Some(b),
+                        ..
+                    }),
+                ..
+            } => Some((*cseq, b.nonce.as_str())),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_bearer_407_gets_a_token_and_a_stale_proof_one_fresh_try() {
+        let t0 = Instant::now();
+        let mut m = bearer_call(t0);
+        // Bearer is preferred to the digest challenge next to it.
+        m.handle_response(t0, bearer_407(1, "n1"));
+        let (sent, _) = drain_call(&mut m);
+        assert_eq!(
+            sent.iter().filter_map(bearer_nonce).collect::<Vec<_>>(),
+            [(2, "n1")]
+        );
+        // The provider had seen the nonce: one fresh INVITE without credentials …
+        m.handle_response(t0, forbidden(2, "stale proof: retry"));
+        let (sent, events) = drain_call(&mut m);
+        assert!(events.is_empty(), "{events:?}");
+        assert!(matches!(
+            sent.as_slice(),
+            [OutRequest::Invite {
+                cseq: 3,
+                challenge: None,
+                ..
+            }]
+        ));
+        // … whose challenge gets a new token, and the call goes on.
+        m.handle_response(t0, bearer_407(3, "n2"));
+        let (sent, _) = drain_call(&mut m);
+        assert_eq!(
+            sent.iter().filter_map(bearer_nonce).collect::<Vec<_>>(),
+            [(4, "n2")]
+        );
+        m.handle_response(
+            t0,
+            InResponse {
+                method: Some(Method::Invite),
+                cseq: 4,
+                status: 180,
+                to_tag: Some("b".into()),
+                ..InResponse::default()
+            },
+        );
+        assert!(!m.is_terminated());
+        // A second stale proof is a refusal with the provider's text.
+        m.handle_response(t0, forbidden(4, "stale proof: retry"));
+        let (_, events) = drain_call(&mut m);
+        assert!(matches!(
+            events.last(),
+            Some(SipEvent::Ended {
+                reason: EndReason::Failed { status: Some(403), reason },
+                ..
+            }) if reason == "stale proof: retry"
+        ));
+    }
+
+    #[test]
+    fn a_refused_bearer_token_ends_the_call_with_the_providers_text() {
+        let t0 = Instant::now();
+        // A 403 after the token: the Reason text is the call's end reason.
+        let mut m = bearer_call(t0);
+        m.handle_response(t0, bearer_407(1, "n1"));
+        drain_call(&mut m);
+        let text = "registered with provider NXYZ on chain, not with this one";
+        m.handle_response(t0, forbidden(2, text));
+        let (sent, events) = drain_call(&mut m);
+        assert!(sent.is_empty());
+        assert!(matches!(
+            events.as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::Failed { status: Some(403), reason },
+                ..
+            }] if reason == text
+        ));
+        assert!(m.is_terminated());
+
+        // A second 407 after the token: refused, with its Reason text.
+        let mut m = bearer_call(t0);
+        m.handle_response(t0, bearer_407(1, "n1"));
+        drain_call(&mut m);
+        let mut again = bearer_407(2, "n2");
+        again.reason_text = Some("the proof is not signed by this address's key".into());
+        m.handle_response(t0, again);
+        let (sent, events) = drain_call(&mut m);
+        assert!(sent.is_empty());
+        assert!(matches!(
+            events.as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::Failed { status: Some(407), reason },
+                ..
+            }] if reason == "the proof is not signed by this address's key"
+        ));
+
+        // Without a signer the same 407 is answered with digest.
+        let dialog = Net::new(1).a.m.unwrap().dialog().clone();
+        let mut m = CallMachine::outgoing(CallId(1), dialog, OFFER.to_vec(), t0, 1);
+        drain_call(&mut m);
+        m.handle_response(t0, bearer_407(1, "n1"));
+        let (sent, _) = drain_call(&mut m);
+        assert!(matches!(
+            sent.as_slice(),
+            [OutRequest::Invite {
+                cseq: 2,
+                challenge: Some(Challenge { status: 407, bearer: None, headers }),
+                ..
+            }] if headers.len() == 2
+        ));
     }
 
     #[test]

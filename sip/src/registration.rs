@@ -1,7 +1,8 @@
 //! When to (re-)REGISTER: the registration policy of one account as a sans-IO state machine.
 //!
-//! The driver ([`crate::ua`]) runs the REGISTER transactions (including the digest retry) and
-//! reports each outcome here; this machine answers with what to do next and when. It owns no
+//! The driver ([`crate::ua`]) runs the REGISTER transactions (including the digest or Bearer
+//! retry that [`crate::bearer::AuthRetry`] decides, and the one fresh try after a `403 stale
+//! proof`) and reports each outcome here; this machine answers with what to do next and when. It owns no
 //! clock: every input carries `now`, and [`Registration::poll_timeout`] says when to call
 //! [`Registration::handle_timeout`]. That keeps the timing rules — refresh before expiry,
 //! back off after failures, notice a dead proxy through keep-alives — testable in virtual time.
@@ -70,6 +71,9 @@ pub enum RegisterOutcome {
         status: Option<u16>,
         /// What happened.
         reason: String,
+        /// The response's `Retry-After` (a 503 from a provider whose service is down): wait at
+        /// least this long, up to the policy's longest backoff.
+        retry_after: Option<Duration>,
     },
 }
 
@@ -208,6 +212,7 @@ impl Registration {
                     now,
                     Some(423),
                     format!("registrar wants Min-Expires {min_expires}"),
+                    None,
                 );
             }
             RegisterOutcome::Rejected { status, reason } => {
@@ -220,7 +225,11 @@ impl Registration {
                     retry_in: None,
                 });
             }
-            RegisterOutcome::Transient { status, reason } => self.fail(now, status, reason),
+            RegisterOutcome::Transient {
+                status,
+                reason,
+                retry_after,
+            } => self.fail(now, status, reason, retry_after),
         }
     }
 
@@ -297,8 +306,17 @@ impl Registration {
         }
     }
 
-    fn fail(&mut self, now: Instant, status: Option<u16>, reason: String) {
-        let delay = backoff(&self.policy, self.failures);
+    fn fail(
+        &mut self,
+        now: Instant,
+        status: Option<u16>,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) {
+        let mut delay = backoff(&self.policy, self.failures);
+        if let Some(asked) = retry_after {
+            delay = delay.max(asked.min(self.policy.backoff_max));
+        }
         self.failures = self.failures.saturating_add(1);
         self.state = State::Waiting;
         self.next_keepalive = None;
@@ -386,6 +404,7 @@ mod tests {
                 RegisterOutcome::Transient {
                     status: Some(503),
                     reason: "down".into(),
+                    retry_after: None,
                 },
             );
             match drain(&mut r).as_slice() {
@@ -427,6 +446,7 @@ mod tests {
             RegisterOutcome::Transient {
                 status: None,
                 reason: "x".into(),
+                retry_after: None,
             },
         );
         assert!(matches!(
@@ -504,6 +524,51 @@ mod tests {
         r.handle_outcome(t0, RegisterOutcome::Accepted { granted: 0 });
         assert_eq!(drain(&mut r), [RegistrationAction::Unregistered]);
         assert_eq!(r.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_503_with_retry_after_waits_that_long_within_the_cap() {
+        let t0 = Instant::now();
+        let mut r = Registration::new(policy());
+        r.start(t0);
+        drain(&mut r);
+        let mut now = t0;
+        let mut delays = Vec::new();
+        // Retry-After 5 s, then 1 s (below the backoff), then 120 s (above the 8 s cap).
+        for asked in [5, 1, 120] {
+            r.handle_outcome(
+                now,
+                RegisterOutcome::Transient {
+                    status: Some(503),
+                    reason: "provider service unavailable".into(),
+                    retry_after: Some(Duration::from_secs(asked)),
+                },
+            );
+            match drain(&mut r).as_slice() {
+                [
+                    RegistrationAction::Failed {
+                        status: Some(503),
+                        retry_in: Some(d),
+                        reason,
+                    },
+                ] if reason == "provider service unavailable" => delays.push(d.as_secs()),
+                other => panic!("unexpected {other:?}"),
+            }
+            now = r.poll_timeout().expect("retry timer");
+            r.handle_timeout(now);
+            assert_eq!(
+                drain(&mut r),
+                [RegistrationAction::SendRegister { expires: 300 }]
+            );
+        }
+        assert_eq!(delays, [5, 2, 8]);
+        // The service is back: registered, and a later failure starts from 1 s again.
+        r.handle_outcome(now, RegisterOutcome::Accepted { granted: 60 });
+        assert_eq!(
+            drain(&mut r),
+            [RegistrationAction::Registered { expires: 60 }]
+        );
+        assert!(r.is_registered());
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! rsipstack gives us RFC 3261 transactions (retransmissions, timers, the ACK of a 2xx) and
 //! the UDP/TCP/TLS/WS transports. Everything a phone decides sits on top, in sans-IO machines:
-//! when to register ([`crate::registration`]), how to answer a digest challenge
-//! ([`crate::digest`], ours because rsipstack's rejects SHA-256 and qop lists), what a call does
+//! when to register ([`crate::registration`]), how to answer a challenge ([`crate::bearer`]
+//! decides between a KRYPTON Bearer token, digest, and a fresh try after a stale proof;
+//! [`crate::digest`] is ours because rsipstack's rejects SHA-256 and qop lists; the account's
+//! [`crate::BearerSigner`] is called here, in the driver), what a call does
 //! and when ([`crate::invite`]: CANCEL, re-INVITE, glare, BYE, transfer, timers), why a call
 //! ended ([`crate::call`]).
 //!
@@ -36,6 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::account::{Account, TransportKind};
+use crate::bearer::{self, AuthAnswer, AuthResponse, AuthRetry, AuthStep};
 use crate::call::CallId;
 pub use crate::call::SipEvent;
 use crate::digest::{self, DigestClient};
@@ -675,7 +678,7 @@ impl Actor {
             from_tag: a.from_tag.clone(),
             cseq: a.cseq.clone(),
             digest: a.digest.clone(),
-            instance: self.config.instance.clone(),
+            instance: a.account.instance_or(&self.config.instance).to_string(),
             udp: self.local,
             tls: self.tls.clone(),
             expires,
@@ -748,7 +751,8 @@ impl Actor {
             route_set: Vec::new(),
             local_cseq: 1,
         };
-        let machine = CallMachine::outgoing(id, dialog, sdp, now, OsRng.next_u64());
+        let mut machine = CallMachine::outgoing(id, dialog, sdp, now, OsRng.next_u64());
+        machine.set_bearer(a.account.bearer.is_some());
         self.calls.insert(
             id,
             CallSlot {
@@ -1020,33 +1024,39 @@ impl Actor {
         };
         let d = call.machine.dialog();
         let contact = contact_for(&a.account, &a.flow, &self.config.instance);
+        let supported = if a.account.bearer.is_some() {
+            bearer::supported_with_krypton("replaces")
+        } else {
+            "replaces".to_string()
+        };
         let mut extra = vec![
             ("Contact".to_string(), contact),
             ("Allow".to_string(), ALLOW.to_string()),
-            ("Supported".to_string(), "replaces".to_string()),
+            ("Supported".to_string(), supported),
             ("Content-Type".to_string(), "application/sdp".to_string()),
         ];
         let mut failure = None;
         if let Some(ch) = challenge {
-            let answer_header = if ch.status == 401 {
-                "Authorization"
-            } else {
-                "Proxy-Authorization"
+            let proxy = ch.status != 401;
+            let answer = match ch.bearer {
+                Some(challenge) => AuthAnswer::Bearer { proxy, challenge },
+                None => AuthAnswer::Digest {
+                    proxy,
+                    challenges: ch.headers,
+                },
             };
-            let answer = match (&a.account.credentials, a.digest.lock()) {
-                (Some(creds), Ok(mut digest)) => authorize(
-                    &mut digest,
-                    &ch.headers,
-                    creds,
-                    "INVITE",
-                    &d.remote_target,
-                    &sdp,
-                ),
-                (None, _) => Err("the proxy wants credentials and this account has none".into()),
-                (_, Err(_)) => Err("internal error: digest state poisoned".into()),
-            };
-            match answer {
-                Ok(value) => extra.push((answer_header.to_string(), value)),
+            match answer_challenge(
+                &a.account,
+                &a.digest,
+                &answer,
+                "INVITE",
+                &d.remote_target,
+                &sdp,
+                &d.call_id,
+                a.account.instance_or(&self.config.instance),
+            ) {
+                Ok(Some(header)) => extra.push(header),
+                Ok(None) => {}
                 Err(reason) => failure = Some((Some(ch.status), reason)),
             }
         }
@@ -1321,6 +1331,7 @@ impl Actor {
             ep: self.ep.clone(),
             account: a.account.clone(),
             digest: a.digest.clone(),
+            instance: a.account.instance_or(&self.config.instance).to_string(),
             udp: self.local,
             tls: self.tls.clone(),
             uri,
@@ -1682,6 +1693,7 @@ fn in_response(method: invite::Method, cseq: u32, r: &Response) -> InResponse {
         } else {
             Vec::new()
         },
+        reason_text: bearer::reason_text(&header_values(r, "Reason")),
     }
 }
 
@@ -1711,6 +1723,7 @@ impl RegisterJob {
                     RegisterOutcome::Transient {
                         status: None,
                         reason,
+                        retry_after: None,
                     },
                     None,
                 );
@@ -1739,13 +1752,19 @@ impl RegisterJob {
             self.from_tag
         );
         let to = format!("<{}>", a.aor);
+        let mut supported = "path, outbound".to_string();
+        if a.bearer.is_some() {
+            supported = bearer::supported_with_krypton(&supported);
+        }
+        let mut auth = AuthRetry::new(a.bearer.is_some());
         let mut authorization: Option<(String, String)> = None;
-        for _attempt in 0..3 {
+        // A challenge, our answer, a fresh try after a stale proof, its challenge, our answer.
+        for _attempt in 0..6 {
             let seq = self.cseq.fetch_add(1, Ordering::SeqCst);
             let mut extra = vec![
                 ("Contact".to_string(), contact.to_string()),
                 ("Expires".to_string(), self.expires.to_string()),
-                ("Supported".to_string(), "path, outbound".to_string()),
+                ("Supported".to_string(), supported.clone()),
                 ("Allow".to_string(), ALLOW.to_string()),
             ];
             if let Some(auth) = &authorization {
@@ -1776,56 +1795,40 @@ impl RegisterJob {
                     return RegisterOutcome::Transient {
                         status: None,
                         reason: format!("no answer from the proxy {}", a.proxy),
+                        retry_after: None,
                     };
                 }
                 Err(e) => {
                     return RegisterOutcome::Transient {
                         status: None,
                         reason: format!("cannot reach the proxy {}: {e}", a.proxy),
+                        retry_after: None,
                     };
                 }
             };
             let status = response.status_code.code();
             let phrase = response.status_code.text();
-            match status {
-                200..=299 => {
-                    let granted = granted_expires(&response, contact).unwrap_or(self.expires);
-                    return RegisterOutcome::Accepted { granted };
-                }
-                401 | 407 => {
-                    let Some(creds) = &a.credentials else {
-                        return RegisterOutcome::Rejected {
-                            status: Some(status),
-                            reason: "the registrar asks for a password and none is configured"
-                                .into(),
-                        };
-                    };
-                    let (challenge_header, answer_header) = if status == 401 {
-                        ("WWW-Authenticate", "Authorization")
-                    } else {
-                        ("Proxy-Authenticate", "Proxy-Authorization")
-                    };
-                    let challenges = header_values(&response, challenge_header);
-                    let parsed: Vec<digest::Challenge> = challenges
-                        .iter()
-                        .filter_map(|c| digest::parse_challenges(c).ok())
-                        .flatten()
-                        .collect();
-                    let stale = parsed.iter().any(|c| c.stale);
-                    if authorization.is_some() && !stale {
-                        return RegisterOutcome::Rejected {
-                            status: Some(status),
-                            reason: "wrong user name or password (the registrar refused our credentials)".into(),
-                        };
-                    }
-                    let answer = match self.digest.lock() {
-                        Ok(mut d) => {
-                            authorize(&mut d, &challenges, creds, "REGISTER", &registrar, &[])
-                        }
-                        Err(_) => Err("internal error: digest state poisoned".into()),
-                    };
-                    match answer {
-                        Ok(v) => authorization = Some((answer_header.to_string(), v)),
+            let challenges = challenges_of(&response);
+            let reason = bearer::reason_text(&header_values(&response, "Reason"));
+            let step = auth.handle(&AuthResponse {
+                status,
+                phrase,
+                challenges: &challenges,
+                reason_text: reason.as_deref(),
+            });
+            match step {
+                AuthStep::Retry(answer) => {
+                    match answer_challenge(
+                        a,
+                        &self.digest,
+                        &answer,
+                        "REGISTER",
+                        &registrar,
+                        &[],
+                        &self.call_id,
+                        &self.instance,
+                    ) {
+                        Ok(v) => authorization = v,
                         Err(reason) => {
                             return RegisterOutcome::Rejected {
                                 status: Some(status),
@@ -1833,27 +1836,39 @@ impl RegisterJob {
                             };
                         }
                     }
+                    continue;
+                }
+                AuthStep::Refused { status, reason } => {
+                    return RegisterOutcome::Rejected {
+                        status: Some(status),
+                        reason,
+                    };
+                }
+                AuthStep::Pass => {}
+            }
+            let text = bearer::failure_text(status, phrase, reason.as_deref());
+            return match status {
+                200..=299 => {
+                    let granted = granted_expires(&response, contact).unwrap_or(self.expires);
+                    RegisterOutcome::Accepted { granted }
                 }
                 423 => {
                     let min = response
                         .header_value("Min-Expires")
                         .and_then(|v| v.trim().parse().ok())
                         .unwrap_or(self.expires.saturating_mul(2));
-                    return RegisterOutcome::IntervalTooBrief { min_expires: min };
+                    RegisterOutcome::IntervalTooBrief { min_expires: min }
                 }
-                408 | 480 | 500..=599 => {
-                    return RegisterOutcome::Transient {
-                        status: Some(status),
-                        reason: format!("{status} {phrase}"),
-                    };
-                }
-                _ => {
-                    return RegisterOutcome::Rejected {
-                        status: Some(status),
-                        reason: format!("{status} {phrase}"),
-                    };
-                }
-            }
+                408 | 480 | 500..=599 => RegisterOutcome::Transient {
+                    status: Some(status),
+                    reason: text,
+                    retry_after: retry_after(&response),
+                },
+                _ => RegisterOutcome::Rejected {
+                    status: Some(status),
+                    reason: text,
+                },
+            };
         }
         RegisterOutcome::Rejected {
             status: Some(401),
@@ -1866,6 +1881,8 @@ struct MessageJob {
     ep: EndpointInnerRef,
     account: Arc<Account>,
     digest: Arc<std::sync::Mutex<DigestClient>>,
+    /// The account's `+sip.instance`, for a Bearer token.
+    instance: String,
     udp: SocketAddr,
     tls: Arc<tokio::sync::Mutex<TrustAnchors>>,
     uri: String,
@@ -1885,9 +1902,13 @@ impl MessageJob {
         let call_id = make_call_id(None, CallIdFormat::Uuid).value().to_string();
         let from = format!("{}<{}>;tag={}", display(&a.display_name), a.aor, make_tag());
         let to = format!("<{}>", self.uri);
+        let mut auth = AuthRetry::new(a.bearer.is_some());
         let mut authorization: Option<(String, String)> = None;
-        for seq in 1..=3u32 {
+        for seq in 1..=6u32 {
             let mut extra = vec![("Content-Type".to_string(), self.content_type.clone())];
+            if a.bearer.is_some() {
+                extra.push(("Supported".to_string(), bearer::SUPPORTED_TAG.to_string()));
+            }
             if let Some(auth) = &authorization {
                 extra.push(auth.clone());
             }
@@ -1912,32 +1933,39 @@ impl MessageJob {
                 Err(e) => return (None, format!("cannot reach the proxy {}: {e}", a.proxy)),
             };
             let status = response.status_code.code();
-            if matches!(status, 401 | 407) && authorization.is_none() {
-                let Some(creds) = &a.credentials else {
-                    return (
-                        Some(status),
-                        "the proxy wants credentials and this account has none".into(),
-                    );
-                };
-                let (ch, ans) = if status == 401 {
-                    ("WWW-Authenticate", "Authorization")
-                } else {
-                    ("Proxy-Authenticate", "Proxy-Authorization")
-                };
-                let challenges = header_values(&response, ch);
-                let answer = match self.digest.lock() {
-                    Ok(mut d) => {
-                        authorize(&mut d, &challenges, creds, "MESSAGE", &self.uri, &self.body)
+            let phrase = response.status_code.text();
+            let challenges = challenges_of(&response);
+            let reason = bearer::reason_text(&header_values(&response, "Reason"));
+            match auth.handle(&AuthResponse {
+                status,
+                phrase,
+                challenges: &challenges,
+                reason_text: reason.as_deref(),
+            }) {
+                AuthStep::Retry(answer) => {
+                    match answer_challenge(
+                        a,
+                        &self.digest,
+                        &answer,
+                        "MESSAGE",
+                        &self.uri,
+                        &self.body,
+                        &call_id,
+                        &self.instance,
+                    ) {
+                        Ok(v) => authorization = v,
+                        Err(reason) => return (Some(status), reason),
                     }
-                    Err(_) => Err("internal error: digest state poisoned".into()),
-                };
-                match answer {
-                    Ok(v) => authorization = Some((ans.to_string(), v)),
-                    Err(reason) => return (Some(status), reason),
+                    continue;
                 }
-                continue;
+                AuthStep::Refused { status, reason } => return (Some(status), reason),
+                AuthStep::Pass => {}
             }
-            return (Some(status), response.status_code.text().to_string());
+            let text = match reason {
+                Some(t) if status >= 300 && !t.trim().is_empty() => t,
+                _ => phrase.to_string(),
+            };
+            return (Some(status), text);
         }
         (Some(401), "authentication did not converge".into())
     }
@@ -1979,6 +2007,65 @@ fn reply_async(
     tokio::spawn(async move {
         let _ = tx.reply_with(status, headers, body).await;
     });
+}
+
+/// The header that answers `answer` for `account`: a Bearer token from the account's signer
+/// (bound to `call_id` and `instance`), or digest credentials for `method`/`uri`/`body`.
+/// `Ok(None)`: a fresh try without credentials. `Err`: why the request cannot go on.
+#[allow(clippy::too_many_arguments)]
+fn answer_challenge(
+    account: &Account,
+    digest: &std::sync::Mutex<DigestClient>,
+    answer: &AuthAnswer,
+    method: &str,
+    uri: &str,
+    body: &[u8],
+    call_id: &str,
+    instance: &str,
+) -> Result<Option<(String, String)>, String> {
+    let Some(header) = answer.header() else {
+        return Ok(None);
+    };
+    let value = match answer {
+        AuthAnswer::Fresh => return Ok(None),
+        AuthAnswer::Bearer { challenge, .. } => {
+            let signer = account
+                .bearer
+                .as_ref()
+                .ok_or("internal error: a Bearer answer without a signer")?;
+            format!("Bearer {}", signer.token(challenge, call_id, instance)?)
+        }
+        AuthAnswer::Digest { challenges, .. } => {
+            let Some(creds) = &account.credentials else {
+                return Err(if account.bearer.is_some() {
+                    "the proxy sent no KRYPTON Bearer challenge (is it this account's KRYPTON provider?) and the account has no password".into()
+                } else {
+                    "the proxy wants credentials and this account has no password".into()
+                });
+            };
+            let mut d = digest
+                .lock()
+                .map_err(|_| "internal error: digest state poisoned".to_string())?;
+            authorize(&mut d, challenges, creds, method, uri, body)?
+        }
+    };
+    Ok(Some((header.to_string(), value)))
+}
+
+/// The challenges of a 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`); none otherwise.
+fn challenges_of(r: &Response) -> Vec<String> {
+    match r.status_code.code() {
+        401 => header_values(r, "WWW-Authenticate"),
+        407 => header_values(r, "Proxy-Authenticate"),
+        _ => Vec::new(),
+    }
+}
+
+/// `Retry-After: 30` (comments and parameters ignored).
+fn retry_after(r: &Response) -> Option<Duration> {
+    let v = header_values(r, "Retry-After").into_iter().next()?;
+    let digits: String = v.trim().chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().map(Duration::from_secs)
 }
 
 /// Answer a challenge with our digest module.
@@ -2045,8 +2132,9 @@ fn build_request(
 }
 
 /// Our Contact for an account: the local address of its flow, with the RFC 5626 instance id
-/// and reg-id.
+/// (the account's own, else `instance`, the user agent's) and reg-id.
 fn contact_for(account: &Account, local: &SipAddr, instance: &str) -> String {
+    let instance = account.instance_or(instance);
     let transport = match account.proxy.transport {
         TransportKind::Udp => String::new(),
         t => format!(";transport={t}"),

@@ -69,6 +69,8 @@ fn account_via(k: &Kamailio, user: &str, password: &str, proxy: &str) -> Account
             keepalive: Some(Duration::from_secs(1)),
         },
         tls_ca: None,
+        instance: None,
+        bearer: None,
     }
 }
 
