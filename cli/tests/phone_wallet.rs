@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::Devnet;
 use krypton_auth::{Expected, key_matches_address, verify};
 use krypton_testkit::KryptonPhone;
+use krypton_wallet::{Nep6Wallet, PrivateKey};
 
 const PW: &str = "devnet\n";
 const T: Duration = Duration::from_secs(20);
@@ -29,6 +30,8 @@ struct Admitted {
     supported: String,
     expires: String,
     key_is_the_address: bool,
+    /// The signing key (`kid`), hex.
+    kid: String,
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -129,6 +132,7 @@ fn stand_in_provider(socket: UdpSocket, realm: String, user: String, tx: mpsc::S
                 let expires = header(&headers, "Expires").unwrap_or("").to_string();
                 let _ = tx.send(Admitted {
                     key_is_the_address: key_matches_address(&v.kid, &user, None).is_ok(),
+                    kid: hex::encode(v.kid),
                     iss: v.iss,
                     sub: v.claims.sub,
                     inst: v.claims.inst,
@@ -231,6 +235,55 @@ fn the_wallet_account_registers_with_its_on_chain_provider_or_says_why_not() {
     assert!(admitted.supported.contains("krypton"), "{admitted:?}");
     assert_eq!(admitted.expires, "60", "{admitted:?}");
     assert!(phone.quit(T).expect("quits").success());
+    while rx.try_recv().is_ok() {}
+
+    // alice authorises a device key that this wallet holds (bob's): the phone signs with it.
+    let accounts =
+        Nep6Wallet::from_json(&std::fs::read_to_string(d.accounts_file()).unwrap()).unwrap();
+    let bob_key = accounts
+        .account(&bob)
+        .and_then(|a| a.verification_script())
+        .and_then(|s| s.single_key())
+        .expect("bob's public key")
+        .to_hex();
+    as_(&alice, &["device-key", "set", "--key", &bob_key]).ok();
+    let mut phone = KryptonPhone::start(
+        Path::new(env!("CARGO_BIN_EXE_krypton")),
+        k.path(),
+        &[
+            "--keystore",
+            "keyutils",
+            "--network",
+            &rpc,
+            "--contract",
+            &contract,
+            "--wallet",
+            &alice,
+            "--password-file",
+            pw,
+        ],
+    )
+    .expect("krypton phone");
+    phone
+        .wait_any("registered", T)
+        .unwrap_or_else(|e| panic!("not registered with the device key: {e}"));
+    let admitted = rx.recv_timeout(T).expect("a verified token");
+    assert_eq!(admitted.iss, alice);
+    assert_eq!(admitted.kid, bob_key, "signed with the device key");
+    assert!(!admitted.key_is_the_address);
+    assert!(phone.quit(T).expect("quits").success());
+
+    // A device key this wallet does not hold: a clear error.
+    let elsewhere = PrivateKey::generate().public_key().to_hex();
+    as_(&alice, &["device-key", "set", "--key", &elsewhere]).ok();
+    let e = k
+        .run(&["phone", "--wallet", &alice, "--password-file", pw], "")
+        .err();
+    assert!(
+        e.contains("device key on chain") && e.contains("does not hold") && e.contains(&elsewhere),
+        "{e}"
+    );
+    as_(&alice, &["device-key", "clear"]).ok();
 
     // The provider leaves the chain: the phone says so.
     as_(&pa, &["provider", "undeploy"]).ok();
@@ -240,9 +293,7 @@ fn the_wallet_account_registers_with_its_on_chain_provider_or_says_why_not() {
     assert!(e.contains("is not deployed on chain any more"), "{e}");
 
     // An address that is not in the wallet.
-    let stranger = krypton_wallet::PrivateKey::generate()
-        .public_key()
-        .address();
+    let stranger = PrivateKey::generate().public_key().address();
     let e = k
         .run(&["phone", "--wallet", &stranger, "--password-file", pw], "")
         .err();
