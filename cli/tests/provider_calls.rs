@@ -18,22 +18,28 @@ const T: Duration = Duration::from_secs(20);
 /// Registrations last 15 s here (the provider's floor is 10), so a refresh comes every 12 s.
 const EXPIRES: &str = "15";
 
-fn provider_up(d: &Devnet, name: &str) -> (Krypton, Value) {
+/// A provider run by `krypton provider up` in its own data dir; `down` on drop, also when the
+/// test fails.
+struct Provider(Krypton);
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["provider", "down"], "");
+    }
+}
+
+fn provider_up(d: &Devnet, name: &str) -> Provider {
     let k = d.client();
     k.import_nep6(&d.accounts_file(), "devnet").ok();
-    let st = k
-        .run(
-            &[
-                "--account",
-                &d.account(name),
-                "--password-stdin",
-                "provider",
-                "up",
-            ],
-            PW,
-        )
-        .ok();
-    (k, st)
+    let args = [
+        "--account",
+        &d.account(name),
+        "--password-stdin",
+        "provider",
+        "up",
+    ];
+    k.run(&args, PW).ok();
+    Provider(k)
 }
 
 /// A data dir holding the devnet wallet, for one phone.
@@ -111,7 +117,8 @@ fn recorded(dir: &Path, name: &str, call: &Value) -> PathBuf {
 fn wallet_phones_call_and_message_by_neo_address_and_follow_the_chain() {
     let d = Devnet::up();
     d.k.import_nep6(&d.accounts_file(), "devnet").ok();
-    let (pa, _) = provider_up(&d, "provider-a");
+    let provider = provider_up(&d, "provider-a");
+    let pa = &provider.0;
     register_on_chain(&d, "alice", "provider-a");
     register_on_chain(&d, "bob", "provider-a");
     let files = test_dir("krypton-provider-calls-").unwrap();
@@ -204,5 +211,4 @@ fn wallet_phones_call_and_message_by_neo_address_and_follow_the_chain() {
     assert!(refused["retry_in"].is_null(), "{refused}");
     a.quit(T);
     b.quit(T);
-    let _ = pa.run(&["provider", "down"], "");
 }
