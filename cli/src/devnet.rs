@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::context::Context;
+use crate::daemon;
 use crate::output::Output;
 
 /// Password of the devnet's own wallet files (test keys only; never use them elsewhere).
@@ -182,41 +183,15 @@ fn neogo_path() -> anyhow::Result<PathBuf> {
 
 /// The node's pid if it is alive (not a zombie) and is neo-go.
 fn running_pid(dir: &Path) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(dir.join("node.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat.rsplit_once(") ")?.1.chars().next()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    (state != 'Z' && String::from_utf8_lossy(&cmdline).contains("neogo")).then_some(pid)
+    daemon::live_pid(&dir.join("node.pid"), is_node)
+}
+
+fn is_node(cmdline: &str) -> bool {
+    cmdline.contains("neogo")
 }
 
 async fn stop(dir: &Path) -> anyhow::Result<bool> {
-    let Some(pid) = running_pid(dir) else {
-        return Ok(false);
-    };
-    // SAFETY: plain signal to a process we started (checked by its command line).
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    for i in 0..200 {
-        if running_pid(dir).is_none() {
-            let _ = std::fs::remove_file(dir.join("node.pid"));
-            return Ok(true);
-        }
-        if i == 100 {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("the devnet node (pid {pid}) does not stop")
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    daemon::stop(&dir.join("node.pid"), is_node, "the devnet node").await
 }
 
 fn port_is_free(port: u16) -> bool {
@@ -374,7 +349,7 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
         st.rpc_port = match rpc_port {
             Some(p) => p,
             None if st.rpc_port != 0 && port_is_free(st.rpc_port) => st.rpc_port,
-            None => free_port()?,
+            None => daemon::free_tcp_port()?,
         };
         if !port_is_free(st.rpc_port) {
             bail!(

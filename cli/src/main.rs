@@ -6,6 +6,7 @@
 
 mod chain_cmds;
 mod context;
+mod daemon;
 mod devnet;
 mod output;
 mod phone_cmd;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::Subcommand;
-use krypton_provider::kamailio::{Kamailio, KamailioConfig, stop_pid};
+use krypton_provider::kamailio::{Kamailio, KamailioConfig};
 use krypton_provider::{ServiceConfig, run as run_service};
 use krypton_wallet::ScriptHash;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::chain_cmds;
 use crate::context::Context;
+use crate::daemon;
 use crate::output::Output;
 
 /// `krypton provider …`.
@@ -146,11 +147,11 @@ async fn up(ctx: &Context, dir: &Path, sip: Option<String>, out: &Output) -> any
         sip,
         service_port: match &previous {
             Some(p) => p.service_port,
-            None => free_tcp_port()?,
+            None => daemon::free_tcp_port()?,
         },
         rpc_port: match &previous {
             Some(p) => p.rpc_port,
-            None => free_tcp_port()?,
+            None => daemon::free_tcp_port()?,
         },
         rpc: ctx.rpc_endpoints()?,
         contract: contract.hash.to_hex(),
@@ -348,68 +349,31 @@ impl Part {
 
 /// The part's pid if it is alive (not a zombie) and is what we started.
 fn running_pid(dir: &Path, part: Part) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(part.pid_file(dir))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat.rsplit_once(") ")?.1.chars().next()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    (state != 'Z' && part.is(&String::from_utf8_lossy(&cmdline))).then_some(pid)
+    daemon::live_pid(&part.pid_file(dir), |c| part.is(c))
 }
 
-/// Stops both parts; true if anything was running.
+/// Stops both parts (Kamailio first: it must not ask a service that is gone); true if anything
+/// was running.
 async fn stop(dir: &Path) -> anyhow::Result<bool> {
-    let mut stopped = false;
-    if let Some(pid) = running_pid(dir, Part::Kamailio) {
-        let d = dir.to_path_buf();
-        let ok = tokio::task::spawn_blocking(move || {
-            stop_pid(pid as u32, Duration::from_secs(5), || {
-                running_pid(&d, Part::Kamailio).is_some()
-            })
-        })
-        .await?;
-        if !ok {
-            bail!("Kamailio (pid {pid}) does not stop");
-        }
-        let _ = std::fs::remove_file(Part::Kamailio.pid_file(dir));
-        stopped = true;
-    }
-    if let Some(pid) = running_pid(dir, Part::Service) {
-        // SAFETY: plain signal to the process `up` started (checked by its command line).
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let mut gone = false;
-        for i in 0..300 {
-            if running_pid(dir, Part::Service).is_none() {
-                gone = true;
-                break;
-            }
-            if i == 200 {
-                // SAFETY: as above.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if !gone {
-            bail!("the provider service (pid {pid}) does not stop");
-        }
-        let _ = std::fs::remove_file(Part::Service.pid_file(dir));
-        stopped = true;
-    }
-    Ok(stopped)
-}
-
-fn free_tcp_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    let kamailio = daemon::stop(
+        &Part::Kamailio.pid_file(dir),
+        |c| Part::Kamailio.is(c),
+        "Kamailio",
+    )
+    .await?;
+    let service = daemon::stop(
+        &Part::Service.pid_file(dir),
+        |c| Part::Service.is(c),
+        "the provider service",
+    )
+    .await?;
+    Ok(kamailio || service)
 }
 
 /// A port free for both UDP and TCP on loopback.
 fn free_sip_port() -> anyhow::Result<u16> {
     for _ in 0..50 {
-        let p = free_tcp_port()?;
+        let p = daemon::free_tcp_port()?;
         if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
             return Ok(p);
         }

@@ -153,7 +153,7 @@ impl Kamailio {
     }
 
     /// Leaves Kamailio running after this handle is gone (it has its own process group); returns
-    /// its pid. Stop it later with [`stop_pid`].
+    /// its pid. Stop it later through its process group (it leads one).
     pub fn detach(self) -> u32 {
         let pid = self.child.id();
         std::mem::forget(self);
@@ -194,31 +194,6 @@ impl Drop for Kamailio {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Stops a detached Kamailio: SIGTERM to its process group, then SIGKILL after `grace`. Returns
-/// false if `alive(pid)` never became false.
-pub fn stop_pid(pid: u32, grace: Duration, alive: impl Fn() -> bool) -> bool {
-    // SAFETY: a plain signal to the process group of a Kamailio we started (the caller checked
-    // the pid's command line).
-    unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if !alive() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: as above.
-    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
-        if !alive() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// Sends one OPTIONS to the proxy itself over UDP; true on any final response.
