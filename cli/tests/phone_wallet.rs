@@ -7,13 +7,11 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::Devnet;
 use krypton_auth::{Expected, key_matches_address, verify};
-use krypton_testkit::KryptonPhone;
 use krypton_wallet::{Nep6Wallet, PrivateKey};
 
 const PW: &str = "devnet\n";
@@ -153,8 +151,7 @@ fn stand_in_provider(socket: UdpSocket, realm: String, user: String, tx: mpsc::S
 #[test]
 fn the_wallet_account_registers_with_its_on_chain_provider_or_says_why_not() {
     let d = Devnet::up();
-    let k = d.client();
-    k.import_nep6(&d.accounts_file(), "devnet").ok();
+    let k = d.client_with_accounts();
     let (alice, bob, pa) = (
         d.account("alice"),
         d.account("bob"),
@@ -193,25 +190,7 @@ fn the_wallet_account_registers_with_its_on_chain_provider_or_says_why_not() {
         std::thread::spawn(move || stand_in_provider(socket, realm, user, tx));
     }
 
-    let rpc = d.rpc();
-    let contract = d.contract();
-    let mut phone = KryptonPhone::start(
-        Path::new(env!("CARGO_BIN_EXE_krypton")),
-        k.path(),
-        &[
-            "--keystore",
-            "keyutils",
-            "--network",
-            &rpc,
-            "--contract",
-            &contract,
-            "--wallet",
-            &alice,
-            "--password-file",
-            pw,
-        ],
-    )
-    .expect("krypton phone");
+    let mut phone = d.wallet_phone(&k, &alice, pw, &[]);
     let r = phone
         .wait_any("registered", T)
         .unwrap_or_else(|e| panic!("not registered: {e}; log in {}", k.path().display()));
@@ -247,23 +226,7 @@ fn the_wallet_account_registers_with_its_on_chain_provider_or_says_why_not() {
         .expect("bob's public key")
         .to_hex();
     as_(&alice, &["device-key", "set", "--key", &bob_key]).ok();
-    let mut phone = KryptonPhone::start(
-        Path::new(env!("CARGO_BIN_EXE_krypton")),
-        k.path(),
-        &[
-            "--keystore",
-            "keyutils",
-            "--network",
-            &rpc,
-            "--contract",
-            &contract,
-            "--wallet",
-            &alice,
-            "--password-file",
-            pw,
-        ],
-    )
-    .expect("krypton phone");
+    let mut phone = d.wallet_phone(&k, &alice, pw, &[]);
     phone
         .wait_any("registered", T)
         .unwrap_or_else(|e| panic!("not registered with the device key: {e}"));

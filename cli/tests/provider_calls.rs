@@ -29,8 +29,7 @@ impl Drop for Provider {
 }
 
 fn provider_up(d: &Devnet, name: &str) -> Provider {
-    let k = d.client();
-    k.import_nep6(&d.accounts_file(), "devnet").ok();
+    let k = d.client_with_accounts();
     let args = [
         "--account",
         &d.account(name),
@@ -42,32 +41,11 @@ fn provider_up(d: &Devnet, name: &str) -> Provider {
     Provider(k)
 }
 
-/// A data dir holding the devnet wallet, for one phone.
-fn wallet_dir(d: &Devnet) -> Krypton {
-    let k = d.client();
-    k.import_nep6(&d.accounts_file(), "devnet").ok();
-    k
-}
-
 fn phone(d: &Devnet, k: &Krypton, user: &str, pw: &Path, extra: &[&str]) -> KryptonPhone {
-    let (rpc, contract, address) = (d.rpc(), d.contract(), d.account(user));
-    let mut args = vec![
-        "--keystore",
-        "keyutils",
-        "--network",
-        &rpc,
-        "--contract",
-        &contract,
-        "--wallet",
-        &address,
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--expires",
-        EXPIRES,
-    ];
+    let address = d.account(user);
+    let mut args = vec!["--expires", EXPIRES];
     args.extend_from_slice(extra);
-    let mut p = KryptonPhone::start(Path::new(env!("CARGO_BIN_EXE_krypton")), k.path(), &args)
-        .expect("krypton phone");
+    let mut p = d.wallet_phone(k, &address, pw.to_str().unwrap(), &args);
     let r = p
         .wait_any("registered", T)
         .unwrap_or_else(|e| panic!("{user} not registered: {e}; see {}", k.path().display()));
@@ -126,7 +104,7 @@ fn wallet_phones_call_and_message_by_neo_address_and_follow_the_chain() {
     let pw = files.path().join("pw");
     std::fs::write(&pw, PW).unwrap();
     let (alice, bob) = (d.account("alice"), d.account("bob"));
-    let (ka, kb) = (wallet_dir(&d), wallet_dir(&d));
+    let (ka, kb) = (d.client_with_accounts(), d.client_with_accounts());
     let media = |name: &str| {
         [
             "--codecs".to_string(),

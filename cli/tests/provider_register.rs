@@ -27,8 +27,7 @@ struct Provider {
 
 impl Provider {
     fn up(d: &Devnet, name: &str) -> Self {
-        let k = d.client();
-        k.import_nep6(&d.accounts_file(), "devnet").ok();
+        let k = d.client_with_accounts();
         let address = d.account(name);
         let status = k
             .run(

@@ -168,6 +168,44 @@ impl Devnet {
         k
     }
 
+    /// A second data dir pointed at this devnet, holding the devnet's named accounts.
+    pub fn client_with_accounts(&self) -> Krypton {
+        let k = self.client();
+        k.import_nep6(&self.accounts_file(), "devnet").ok();
+        k
+    }
+
+    /// `krypton phone --wallet ADDRESS --password-file FILE EXTRA…` in `k`'s data dir, on this
+    /// devnet (keyutils keychain).
+    pub fn wallet_phone(
+        &self,
+        k: &Krypton,
+        address: &str,
+        password_file: &str,
+        extra: &[&str],
+    ) -> krypton_testkit::KryptonPhone {
+        let (rpc, contract) = (self.rpc(), self.contract());
+        let mut args = vec![
+            "--keystore",
+            "keyutils",
+            "--network",
+            &rpc,
+            "--contract",
+            &contract,
+            "--wallet",
+            address,
+            "--password-file",
+            password_file,
+        ];
+        args.extend_from_slice(extra);
+        krypton_testkit::KryptonPhone::start(
+            Path::new(env!("CARGO_BIN_EXE_krypton")),
+            k.path(),
+            &args,
+        )
+        .expect("krypton phone")
+    }
+
     /// Runs krypton in the devnet's own data dir.
     pub fn run(&self, args: &[&str], stdin: &str) -> Run {
         self.k.run(args, stdin)
