@@ -9,83 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Devnet, Krypton};
-use krypton_testkit::{KryptonPhone, SpeechSet, pesq, test_dir};
+use common::{Devnet, PW, T, assert_message as message};
+use krypton_testkit::{SpeechSet, pesq, test_dir};
 use serde_json::{Value, json};
-
-const PW: &str = "devnet\n";
-const T: Duration = Duration::from_secs(20);
-/// Registrations last 15 s here (the provider's floor is 10), so a refresh comes every 12 s.
-const EXPIRES: &str = "15";
-
-/// A provider run by `krypton provider up` in its own data dir; `down` on drop, also when the
-/// test fails.
-struct Provider(Krypton);
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.0.run(&["provider", "down"], "");
-    }
-}
-
-fn provider_up(d: &Devnet, name: &str) -> Provider {
-    let k = d.client_with_accounts();
-    let args = [
-        "--account",
-        &d.account(name),
-        "--password-stdin",
-        "provider",
-        "up",
-    ];
-    k.run(&args, PW).ok();
-    Provider(k)
-}
-
-fn phone(d: &Devnet, k: &Krypton, user: &str, pw: &Path, extra: &[&str]) -> KryptonPhone {
-    let address = d.account(user);
-    let mut args = vec!["--expires", EXPIRES];
-    args.extend_from_slice(extra);
-    let mut p = d.wallet_phone(k, &address, pw.to_str().unwrap(), &args);
-    let r = p
-        .wait_any("registered", T)
-        .unwrap_or_else(|e| panic!("{user} not registered: {e}; see {}", k.path().display()));
-    assert_eq!(r["account"], address.as_str(), "{r}");
-    p
-}
-
-fn register_on_chain(d: &Devnet, user: &str, provider: &str) {
-    d.run(
-        &[
-            "--account",
-            &d.account(user),
-            "--password-stdin",
-            "register",
-            "--provider",
-            &d.account(provider),
-        ],
-        PW,
-    )
-    .ok();
-}
-
-/// `from` writes to `to_addr`: delivered, and `to` shows it from `from_addr`.
-fn message(
-    from: &mut KryptonPhone,
-    to: &mut KryptonPhone,
-    to_addr: &str,
-    from_addr: &str,
-    body: &str,
-) {
-    from.send(json!({"cmd": "message", "to": to_addr, "body": body}))
-        .unwrap();
-    let st = from
-        .wait("message_status", T, |v| v["status"] != "pending")
-        .unwrap();
-    assert_eq!(st["status"], "delivered", "{st}");
-    let m = to.wait_any("message", T).unwrap();
-    assert_eq!(m["body"], body, "{m}");
-    assert!(m["from"].as_str().unwrap().contains(from_addr), "{m}");
-}
 
 fn recorded(dir: &Path, name: &str, call: &Value) -> PathBuf {
     dir.join(format!("{name}-heard-{call}.wav"))
@@ -95,10 +21,10 @@ fn recorded(dir: &Path, name: &str, call: &Value) -> PathBuf {
 fn wallet_phones_call_and_message_by_neo_address_and_follow_the_chain() {
     let d = Devnet::up();
     d.k.import_nep6(&d.accounts_file(), "devnet").ok();
-    let provider = provider_up(&d, "provider-a");
+    let provider = d.provider_up("provider-a", &[]);
     let pa = &provider.0;
-    register_on_chain(&d, "alice", "provider-a");
-    register_on_chain(&d, "bob", "provider-a");
+    d.register_on_chain("alice", "provider-a");
+    d.register_on_chain("bob", "provider-a");
     let files = test_dir("krypton-provider-calls-").unwrap();
     let speech = SpeechSet::create(files.path()).unwrap();
     let pw = files.path().join("pw");
@@ -123,8 +49,8 @@ fn wallet_phones_call_and_message_by_neo_address_and_follow_the_chain() {
     let ma: Vec<&str> = ma.iter().map(String::as_str).collect();
     let mut mb: Vec<&str> = mb.iter().map(String::as_str).collect();
     mb.push("--auto-answer");
-    let mut a = phone(&d, &ka, "alice", &pw, &ma);
-    let mut b = phone(&d, &kb, "bob", &pw, &mb);
+    let mut a = d.registered_phone(&ka, "alice", &pw, &ma);
+    let mut b = d.registered_phone(&kb, "bob", &pw, &mb);
 
     // Alice calls Bob by his bare NEO address; speech both ways; Alice hangs up.
     a.send(json!({"cmd": "call", "to": bob})).unwrap();

@@ -226,6 +226,92 @@ impl Devnet {
     }
 }
 
+/// The devnet wallets' password (with the newline `--password-stdin` reads).
+pub const PW: &str = "devnet\n";
+/// How long a test waits for a phone event.
+pub const T: std::time::Duration = std::time::Duration::from_secs(20);
+/// Wallet phones register for 15 s here (the provider's floor is 10), so a refresh comes every
+/// 12 s.
+pub const EXPIRES: &str = "15";
+
+/// A provider run by `krypton provider up` in its own data dir; `down` on drop, also when the
+/// test fails.
+pub struct Provider(pub Krypton);
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["provider", "down"], "");
+    }
+}
+
+impl Devnet {
+    /// `krypton --account NAME provider up EXTRA…` in a fresh data dir holding the named accounts.
+    pub fn provider_up(&self, name: &str, extra: &[&str]) -> Provider {
+        let k = self.client_with_accounts();
+        let address = self.account(name);
+        let mut args = vec!["--account", &address, "--password-stdin", "provider", "up"];
+        args.extend_from_slice(extra);
+        k.run(&args, PW).ok();
+        Provider(k)
+    }
+
+    /// `user` registers with `provider` on chain (both named accounts).
+    pub fn register_on_chain(&self, user: &str, provider: &str) {
+        let (u, p) = (self.account(user), self.account(provider));
+        self.run(
+            &[
+                "--account",
+                &u,
+                "--password-stdin",
+                "register",
+                "--provider",
+                &p,
+            ],
+            PW,
+        )
+        .ok();
+    }
+
+    /// A wallet phone for the named account in `k`'s data dir (registrations last [`EXPIRES`]),
+    /// once it is registered.
+    pub fn registered_phone(
+        &self,
+        k: &Krypton,
+        user: &str,
+        password_file: &Path,
+        extra: &[&str],
+    ) -> krypton_testkit::KryptonPhone {
+        let address = self.account(user);
+        let mut args = vec!["--expires", EXPIRES];
+        args.extend_from_slice(extra);
+        let mut p = self.wallet_phone(k, &address, password_file.to_str().unwrap(), &args);
+        let r = p
+            .wait_any("registered", T)
+            .unwrap_or_else(|e| panic!("{user} not registered: {e}; see {}", k.path().display()));
+        assert_eq!(r["account"], address.as_str(), "{r}");
+        p
+    }
+}
+
+/// `from` writes to `to_addr`: delivered, and `to` shows it from `from_addr`.
+pub fn assert_message(
+    from: &mut krypton_testkit::KryptonPhone,
+    to: &mut krypton_testkit::KryptonPhone,
+    to_addr: &str,
+    from_addr: &str,
+    body: &str,
+) {
+    from.send(serde_json::json!({"cmd": "message", "to": to_addr, "body": body}))
+        .unwrap();
+    let st = from
+        .wait("message_status", T, |v| v["status"] != "pending")
+        .unwrap();
+    assert_eq!(st["status"], "delivered", "{st}");
+    let m = to.wait_any("message", T).unwrap();
+    assert_eq!(m["body"], body, "{m}");
+    assert!(m["from"].as_str().unwrap().contains(from_addr), "{m}");
+}
+
 impl Drop for Devnet {
     fn drop(&mut self) {
         let _ = self.k.run(&["devnet", "down"], "");
