@@ -6,6 +6,7 @@
 
 mod chain_cmds;
 mod context;
+mod credentials_cmd;
 mod daemon;
 mod devnet;
 mod output;
@@ -115,6 +116,13 @@ enum Command {
     /// A softphone without a window: JSON events on stdout, JSON commands on stdin
     /// (--account sip:USER@DOMAIN is the SIP account here)
     Phone(Box<phone_cmd::PhoneArgs>),
+    /// SIP digest credentials for a standard SIP client (baresip, linphone) from the account's
+    /// on-chain provider, signed for with the wallet key
+    Credentials {
+        /// The provider's API base [default: http://LOCATION, its on-chain location]
+        #[arg(long)]
+        provider_url: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -168,5 +176,8 @@ async fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
         Command::DeviceKey { cmd } => chain_cmds::device_key(&ctx, cmd, out).await,
         Command::Contract { cmd } => chain_cmds::contract(&ctx, cmd, out).await,
         Command::Phone(args) => phone_cmd::run(&ctx, cli.account.clone(), *args).await,
+        Command::Credentials { provider_url } => {
+            credentials_cmd::run(&ctx, provider_url, out).await
+        }
     }
 }

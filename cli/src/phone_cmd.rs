@@ -25,7 +25,7 @@ use tokio::io::AsyncBufReadExt;
 use crate::context::Context;
 
 #[path = "phone_wallet.rs"]
-mod phone_wallet;
+pub(crate) mod phone_wallet;
 
 /// Options of `krypton phone`.
 #[derive(clap::Args, Debug)]

@@ -164,7 +164,7 @@ fn wallet_password(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
 
 /// Decrypts the key that proves `address`: its own, or the on-chain device key if this wallet
 /// holds it.
-async fn signing_key(
+pub async fn signing_key(
     w: &Nep6Wallet,
     address: &str,
     device_key: Option<&PublicKey>,

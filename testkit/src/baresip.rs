@@ -57,6 +57,18 @@ pub struct Baresip {
 impl Baresip {
     /// Write its config and start it; returns once ctrl_tcp answers.
     pub fn start(c: BaresipConfig) -> Result<Baresip, TestkitError> {
+        Self::start_inner(c, None)
+    }
+
+    /// As [`Baresip::start`], with a ready-made `accounts` line (`<sip:…>;auth_user=…;
+    /// auth_pass=…;outbound=…`, e.g. the one `krypton credentials` prints) instead of `user`,
+    /// `password`, `domain` and `proxy_port`; answer mode, codec and media encryption from `c`
+    /// are appended.
+    pub fn start_with_account(c: BaresipConfig, account: &str) -> Result<Baresip, TestkitError> {
+        Self::start_inner(c, Some(account))
+    }
+
+    fn start_inner(c: BaresipConfig, account: Option<&str>) -> Result<Baresip, TestkitError> {
         if Command::new("baresip").arg("-h").output().is_err() {
             return Err(TestkitError::Missing("baresip"));
         }
@@ -100,12 +112,18 @@ impl Baresip {
         } else {
             "PCMU/8000/1"
         };
+        let base = match account {
+            Some(line) => line.trim().to_string(),
+            None => format!(
+                "<sip:{user}@{domain}>;auth_pass={pw};outbound=\"sip:127.0.0.1:{port}\"",
+                user = c.user,
+                domain = c.domain,
+                pw = c.password,
+                port = c.proxy_port,
+            ),
+        };
         let account = format!(
-            "<sip:{user}@{domain}>;auth_pass={pw};outbound=\"sip:127.0.0.1:{port}\";answermode={mode};audio_codecs={codec};regint=600{menc}\n",
-            user = c.user,
-            domain = c.domain,
-            pw = c.password,
-            port = c.proxy_port,
+            "{base};answermode={mode};audio_codecs={codec};regint=600{menc}\n",
             mode = if c.auto_answer { "auto" } else { "manual" },
             menc = c
                 .mediaenc
