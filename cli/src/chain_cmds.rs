@@ -264,6 +264,33 @@ pub async fn provider_tx(
     Ok(tx_result(&o, Some(&c.hash), fields))
 }
 
+/// `provider up`'s one transaction: deploy at `location` and/or set the peer key as the
+/// provider's device key (AUTH.md §6), whichever is given.
+pub async fn provider_setup_tx(
+    ctx: &Context,
+    location: Option<&str>,
+    peer_key: Option<&PublicKey>,
+    out: &Output,
+) -> anyhow::Result<Value> {
+    let c = ctx.contract()?;
+    let (me, o) = sign_and_send(ctx, out, |me| {
+        let mut script = Vec::new();
+        if let Some(l) = location {
+            script.extend(c.deploy_script(me, l));
+        }
+        if let Some(k) = peer_key {
+            script.extend(c.set_device_key_script(me, k));
+        }
+        (script, 0)
+    })
+    .await?;
+    let mut fields = json!({"provider": me.to_address()});
+    if let Some(l) = location {
+        fields["location"] = json!(l);
+    }
+    Ok(tx_result(&o, Some(&c.hash), fields))
+}
+
 /// `register --provider [--uuid]`.
 pub async fn register(
     ctx: &Context,
@@ -326,7 +353,6 @@ pub async fn providers(ctx: &Context, out: &Output) -> anyhow::Result<()> {
 
 /// `device-key set|clear`.
 pub async fn device_key(ctx: &Context, cmd: DeviceKeyCmd, out: &Output) -> anyhow::Result<()> {
-    let c = ctx.contract()?;
     let key = match &cmd {
         DeviceKeyCmd::Set { key } => Some(
             PublicKey::from_hex(key)
@@ -334,17 +360,27 @@ pub async fn device_key(ctx: &Context, cmd: DeviceKeyCmd, out: &Output) -> anyho
         ),
         DeviceKeyCmd::Clear => None,
     };
-    let (me, o) = sign_and_send(ctx, out, |me| match &key {
+    out.result(device_key_tx(ctx, key.as_ref(), out).await?);
+    Ok(())
+}
+
+/// Sets (or with `None` clears) the signing account's device key on chain; the transaction result.
+pub async fn device_key_tx(
+    ctx: &Context,
+    key: Option<&PublicKey>,
+    out: &Output,
+) -> anyhow::Result<Value> {
+    let c = ctx.contract()?;
+    let (me, o) = sign_and_send(ctx, out, |me| match key {
         Some(k) => (c.set_device_key_script(me, k), 0),
         None => (c.clear_device_key_script(me), 0),
     })
     .await?;
-    out.result(tx_result(
+    Ok(tx_result(
         &o,
         Some(&c.hash),
         json!({"user": me.to_address()}),
-    ));
-    Ok(())
+    ))
 }
 
 /// `contract info|update`.

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::Subcommand;
+use krypton_chain::krypton::{QueryKind, QueryValue};
 use krypton_provider::kamailio::{Kamailio, KamailioConfig};
 use krypton_provider::{ServiceConfig, run as run_service};
-use krypton_wallet::ScriptHash;
+use krypton_wallet::{PrivateKey, ScriptHash};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -42,6 +43,9 @@ pub enum ProviderCmd {
         /// SIP address IP:PORT (UDP, TCP and WebSocket) [default: the on-chain location, else 127.0.0.1 and a free port]
         #[arg(long)]
         sip: Option<String>,
+        /// PSTN gateway HOST:PORT for phone numbers (`+31…`) [default: the previous run's, else none]
+        #[arg(long, value_name = "HOST:PORT")]
+        trunk: Option<String>,
     },
     /// Stop Kamailio and the provider service
     Down,
@@ -60,7 +64,7 @@ pub async fn run(ctx: &Context, cmd: ProviderCmd, out: &Output) -> anyhow::Resul
             out.result(chain_cmds::provider_tx(ctx, Some(&location), out).await?)
         }
         ProviderCmd::Undeploy => out.result(chain_cmds::provider_tx(ctx, None, out).await?),
-        ProviderCmd::Up { sip } => up(ctx, &dir, sip, out).await?,
+        ProviderCmd::Up { sip, trunk } => up(ctx, &dir, sip, trunk, out).await?,
         ProviderCmd::Down => {
             let stopped = stop(&dir).await?;
             out.result(json!({"stopped": stopped}));
@@ -81,6 +85,9 @@ struct ProviderState {
     rpc_port: u16,
     rpc: Vec<String>,
     contract: String,
+    /// PSTN gateway `host:port`.
+    #[serde(default)]
+    trunk: Option<String>,
 }
 
 impl ProviderState {
@@ -102,7 +109,13 @@ impl ProviderState {
     }
 }
 
-async fn up(ctx: &Context, dir: &Path, sip: Option<String>, out: &Output) -> anyhow::Result<()> {
+async fn up(
+    ctx: &Context,
+    dir: &Path,
+    sip: Option<String>,
+    trunk: Option<String>,
+    out: &Output,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The provider this directory already runs, unless --account names another.
     let me = match (&ctx.account, ProviderState::load(dir)?) {
@@ -132,7 +145,7 @@ async fn up(ctx: &Context, dir: &Path, sip: Option<String>, out: &Output) -> any
                 None => format!("127.0.0.1:{}", free_sip_port()?),
             };
             out.note(&format!("deploying {} at {loc} on chain…", me.to_address()));
-            chain_cmds::provider_tx(ctx, Some(&loc), out).await?;
+            setup_on_chain(ctx, dir, &me, Some(&loc), out).await?;
             loc
         }
     };
@@ -155,9 +168,11 @@ async fn up(ctx: &Context, dir: &Path, sip: Option<String>, out: &Output) -> any
         },
         rpc: ctx.rpc_endpoints()?,
         contract: contract.hash.to_hex(),
+        trunk: trunk.or_else(|| previous.and_then(|p| p.trunk)),
     };
     std::fs::write(dir.join("state.json"), serde_json::to_string_pretty(&st)?)?;
     ensure_secret(dir)?;
+    setup_on_chain(ctx, dir, &me, None, out).await?;
     if running_pid(dir, Part::Service).is_none() {
         out.note("starting the provider service…");
         start_serve(dir)?;
@@ -278,9 +293,76 @@ async fn status(dir: &Path) -> serde_json::Value {
     v
 }
 
+/// Deploys the provider at `deploy` (when given) and authorises its peer key on chain, in one
+/// transaction signed by the provider's wallet key; nothing is sent when both are already so.
+///
+/// The peer key (AUTH.md §6) is a P-256 key kept in `peer.key` (hex, mode 0600) that signs the
+/// `Krypton-Provider` tokens of requests to other providers. Other providers know it as this
+/// provider's device key on chain (`setDeviceKey`), so the wallet key that controls the
+/// provider's deployment and funds never has to stay unlocked.
+async fn setup_on_chain(
+    ctx: &Context,
+    dir: &Path,
+    me: &ScriptHash,
+    deploy: Option<&str>,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let key = match read_peer_key(dir) {
+        Ok(k) => k,
+        Err(_) => {
+            let k = PrivateKey::generate();
+            write_private(&dir.join("peer.key"), &hex::encode(*k.to_bytes()))?;
+            k
+        }
+    };
+    let public = key.public_key();
+    let on_chain = ctx
+        .contract()?
+        .query(&ctx.rpc()?, QueryKind::Key, me)
+        .await?;
+    let key_set = matches!(&on_chain, Some(QueryValue::Key(k)) if k.to_compressed() == public.to_compressed());
+    if key_set && deploy.is_none() {
+        return Ok(());
+    }
+    let wallet = ctx.wallet().await?;
+    if ctx.signing_account(&wallet)?.script_hash() != *me {
+        bail!(
+            "the provider must be set up on chain by {0}: run `krypton --account {0} provider up`",
+            me.to_address()
+        );
+    }
+    if !key_set {
+        out.note("authorising the provider's peer key on chain (setDeviceKey)…");
+    }
+    let peer = (!key_set).then_some(&public);
+    chain_cmds::provider_setup_tx(ctx, deploy, peer, out).await?;
+    Ok(())
+}
+
+fn read_peer_key(dir: &Path) -> anyhow::Result<PrivateKey> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(dir.join("peer.key"))
+            .context("the provider's peer key is missing: run `krypton provider up`")?,
+    );
+    let raw = Zeroizing::new(hex::decode(text.trim()).context("peer.key is damaged")?);
+    PrivateKey::from_bytes(&raw).context("peer.key is damaged")
+}
+
+/// Writes a new secret file readable only by its owner.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    Ok(())
+}
+
 /// The `auth_ephemeral` secret, created once (mode 0600).
 fn ensure_secret(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let p = dir.join("secret");
     if p.exists() {
         return Ok(());
@@ -288,13 +370,7 @@ fn ensure_secret(dir: &Path) -> anyhow::Result<()> {
     let mut raw = Zeroizing::new([0u8; 32]);
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw[..]);
     let hex = Zeroizing::new(hex::encode(&raw[..]));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&p)?;
-    std::io::Write::write_all(&mut f, hex.as_bytes())?;
-    Ok(())
+    write_private(&p, &hex)
 }
 
 /// The `serve` process: the provider service until SIGTERM/SIGINT.
@@ -313,6 +389,8 @@ async fn serve(dir: &Path) -> anyhow::Result<()> {
         ephemeral_secret: Zeroizing::new(secret.as_bytes().to_vec()),
         kamailio_rpc: Some(kamailio_config(dir, &st, secret).rpc_url()),
         poll: Duration::from_millis(250),
+        peer_key: Some(std::sync::Arc::new(read_peer_key(dir)?)),
+        trunk: st.trunk.clone(),
     };
     tracing::info!(?cfg, "provider service starting");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -248,7 +248,7 @@ impl Keys {
         let w =
             Nep6Wallet::from_json(&std::fs::read_to_string(d.accounts_file()).unwrap()).unwrap();
         Keys(
-            ["alice", "bob", "owner"]
+            ["alice", "bob", "owner", "provider-a"]
                 .iter()
                 .map(|n| {
                     (
@@ -431,4 +431,154 @@ fn registration_matrix() {
     assert_ne!(again["service_pid"].as_i64().unwrap(), service);
     let r = sip_b.register_with(&bob, "c-b3", |n| token_b(n, "c-b3"));
     assert_eq!(r.status, 200, "{r:?}");
+
+    // Requests from outside (AUTH.md §6): B takes a MESSAGE for Bob only with a token that a
+    // deployed provider signed with its peer key (its device key on chain), once. Bob's binding
+    // is `sip_b`'s socket, so a message B lets in arrives there.
+    let peer_key = {
+        let hex_key = std::fs::read_to_string(a.k.path().join("provider/peer.key")).unwrap();
+        PrivateKey::from_bytes(&hex::decode(hex_key.trim()).unwrap()).unwrap()
+    };
+    assert_eq!(
+        d.query("key", &a.address),
+        Value::String(peer_key.public_key().to_hex()),
+        "`provider up` authorised its peer key on chain"
+    );
+    let peer_token = |signer: &PrivateKey, iss: &str, cid: &str| {
+        let mut c = Claims::provider(iss, &b.address, cid, &alice, &bob, now(), 60);
+        c.nonce = Some(format!("id-{cid}"));
+        mint(signer, &c)
+    };
+    let mut outside = Outside::new(&b);
+    let refused_from_outside = |r: Response, want: &str| {
+        assert_eq!(r.status, 403, "{r:?}");
+        let reason = r.reason();
+        assert!(
+            reason.starts_with("not from a deployed KRYPTON provider") && reason.contains(want),
+            "{reason:?} lacks {want:?}"
+        );
+    };
+    refused_from_outside(
+        outside.message(&bob, "p-none", None),
+        "no Krypton-Provider token",
+    );
+    refused_from_outside(
+        outside.message(
+            &bob,
+            "p-owner",
+            Some(&peer_token(key("owner"), &owner, "p-owner")),
+        ),
+        "is not deployed",
+    );
+    refused_from_outside(
+        outside.message(
+            &bob,
+            "p-wallet",
+            Some(&peer_token(key("provider-a"), &a.address, "p-wallet")),
+        ),
+        "not signed with the provider's key",
+    );
+    let genuine = peer_token(&peer_key, &a.address, "p-ok");
+    let delivered = outside.message_answered(&bob, "p-ok", Some(&genuine), &sip_b.sock);
+    assert_eq!(delivered.status, 200, "{delivered:?}");
+    refused_from_outside(outside.message(&bob, "p-ok", Some(&genuine)), "replay");
+}
+
+/// A raw UDP SIP sender outside every provider, sending MESSAGEs to one provider's user.
+struct Outside {
+    sock: UdpSocket,
+    to: SocketAddr,
+    realm: String,
+    cseq: u32,
+}
+
+impl Outside {
+    fn new(p: &Provider) -> Self {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(T)).unwrap();
+        Outside {
+            sock,
+            to: p.sip(),
+            realm: p.realm(),
+            cseq: 0,
+        }
+    }
+
+    fn send(&mut self, user: &str, call_id: &str, token: Option<&str>) {
+        self.cseq += 1;
+        let local = self.sock.local_addr().unwrap();
+        let token = token
+            .map(|t| format!("Krypton-Provider: {t}\r\n"))
+            .unwrap_or_default();
+        let body = "hello from outside";
+        let msg = format!(
+            "MESSAGE sip:{user}@{realm} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bKo{cid}{cseq};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:caller@elsewhere.example>;tag=o{cseq}\r\n\
+             To: <sip:{user}@{realm}>\r\n\
+             Call-ID: {cid}\r\n\
+             CSeq: {cseq} MESSAGE\r\n\
+             {token}Content-Type: text/plain\r\n\
+             Content-Length: {len}\r\n\r\n{body}",
+            realm = self.realm,
+            cid = call_id,
+            cseq = self.cseq,
+            len = body.len(),
+        );
+        self.sock.send_to(msg.as_bytes(), self.to).unwrap();
+    }
+
+    fn final_response(&self) -> Response {
+        let mut buf = vec![0u8; 65535];
+        loop {
+            let n = self.sock.recv(&mut buf).expect("a response to MESSAGE");
+            let raw = String::from_utf8_lossy(&buf[..n]).to_string();
+            let status: u16 = raw[8..11].parse().unwrap();
+            if status >= 200 && raw.contains(&format!("CSeq: {} MESSAGE", self.cseq)) {
+                return Response { status, raw };
+            }
+        }
+    }
+
+    /// Sends a MESSAGE for `user`; its final response.
+    fn message(&mut self, user: &str, call_id: &str, token: Option<&str>) -> Response {
+        self.send(user, call_id, token);
+        self.final_response()
+    }
+
+    /// Sends a MESSAGE for `user`, expects the provider to deliver it to `binding` (without the
+    /// token) and answers 200 there; the final response the sender gets.
+    fn message_answered(
+        &mut self,
+        user: &str,
+        call_id: &str,
+        token: Option<&str>,
+        binding: &UdpSocket,
+    ) -> Response {
+        self.send(user, call_id, token);
+        let mut buf = vec![0u8; 65535];
+        let (n, from) = binding
+            .recv_from(&mut buf)
+            .expect("the MESSAGE is delivered");
+        let req = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(req.starts_with("MESSAGE "), "{req}");
+        assert!(req.ends_with("hello from outside"), "{req}");
+        assert!(
+            !req.to_ascii_lowercase().contains("krypton-provider"),
+            "the token is not passed on: {req}"
+        );
+        let copy = ["Via", "From", "To", "Call-ID", "CSeq"];
+        let headers: String = req
+            .lines()
+            .filter(|l| {
+                l.split_once(':')
+                    .is_some_and(|(k, _)| copy.iter().any(|c| k.eq_ignore_ascii_case(c)))
+            })
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let ok = format!("SIP/2.0 200 OK\r\n{headers}Content-Length: 0\r\n\r\n");
+        binding.send_to(ok.as_bytes(), from).unwrap();
+        self.final_response()
+    }
 }

@@ -25,6 +25,8 @@ RPC_PORT = int(CFG["rpc_port"])      # loopback-only JSON-RPC listener (ul.rm fr
 TIMEOUT = 2.0                        # seconds; the service answers from memory
 
 FLT_NATS = 5
+OWN_USER = 1   # authenticate_caller: one of our users, proven
+PEER = 2       # authenticate_caller: another deployed provider, for one of our users
 FLB_NATB = 6
 
 
@@ -107,16 +109,22 @@ class kamailio:
         if KSR.is_REGISTER():
             self.register()
             return 1
-        if self.authenticate_caller() == -255:
+        if KSR.corex.has_ruri_user() < 0:
+            KSR.sl.sl_send_reply(484, "Address Incomplete")
+            return 1
+        caller = self.authenticate_caller()
+        if caller == -255:
             return 1
         KSR.hdr.remove("Route")
         if KSR.is_method_in("IS"):
             KSR.rr.record_route()
+        if caller == OWN_USER:
+            # The caller's proof was for us only; where the request goes is the chain's answer.
+            KSR.hdr.remove("Proxy-Authorization")
+            if self.route_own() == -255:
+                return 1
         if not KSR.is_myself_ruri():
             return self.reply(403, "Not relaying")
-        if KSR.corex.has_ruri_user() < 0:
-            KSR.sl.sl_send_reply(484, "Address Incomplete")
-            return 1
         rc = KSR.registrar.lookup("location")
         if rc < 0:
             KSR.tm.t_newtran()
@@ -231,12 +239,47 @@ class kamailio:
             KSR.sl.sl_reply_error()
 
     def authenticate_caller(self):
-        """Requests from our own users carry a proof (407 challenge first); requests for our users
-        from elsewhere are not admitted yet (provider-to-provider routing comes with AUTH.md §6)."""
+        """OWN_USER: one of our users with a proof (a 407 challenge first). PEER: another deployed
+        provider's request for one of our users (AUTH.md §6). -255: answered (refused)."""
         if KSR.is_myself_furi():
             user = KSR.pv.get("$fU") or ""
-            return self.authenticate(user, "Proxy-Authorization", 407, None)
-        return self.reply(403, "Forbidden", "not from a deployed KRYPTON provider")
+            if self.authenticate(user, "Proxy-Authorization", 407, None) == -255:
+                return -255
+            return OWN_USER
+        token = (KSR.pv.gete("$hdr(Krypton-Provider)") or "").strip()
+        try:
+            status, body = self.service("POST", "/kemi/peer", {
+                "token": token, "call_id": KSR.pv.get("$ci"), "to": KSR.pv.get("$rU") or ""})
+        except ServiceDown as e:
+            return self.unavailable(e)
+        if status != 200:
+            return self.unavailable("peer: HTTP %d" % status)
+        if not body.get("ok"):
+            return self.reply(int(body.get("code", 403)), "Forbidden", body.get("reason", "forbidden"))
+        KSR.hdr.remove("Krypton-Provider")
+        return PEER
+
+    def route_own(self):
+        """A request from one of our users: to another provider (with our Krypton-Provider
+        token), to the PSTN trunk, or to our registrar (R-URI rewritten to our domain). -255 when
+        relayed or answered."""
+        try:
+            status, body = self.service("POST", "/kemi/route", {
+                "from": KSR.pv.get("$fU") or "", "to": KSR.pv.get("$rU") or "",
+                "call_id": KSR.pv.get("$ci")})
+        except ServiceDown as e:
+            return self.unavailable(e)
+        if status != 200:
+            return self.unavailable("route: HTTP %d" % status)
+        if not body.get("ok"):
+            code = int(body.get("code", 404))
+            return self.reply(code, "Not Found" if code == 404 else "Unavailable", body.get("reason"))
+        KSR.pv.sets("$ru", body["uri"])
+        if body["route"] == "local":
+            return 1
+        if body["route"] == "peer":
+            KSR.hdr.append("%s\r\n" % body["header"])
+        return self.relay()
 
     # ------------------------------------------------------------ replies, HTTP
     def ksr_onreply_manage(self, msg):

@@ -13,13 +13,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use krypton_chain::krypton::KryptonEvent;
 use krypton_chain::{RpcClient, RpcError};
-use krypton_wallet::ScriptHash;
+use krypton_wallet::{PrivateKey, ScriptHash};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::check::{Checker, Rejection};
 use crate::follow::{self, Sink};
+use crate::peer::{PEER_HEADER, Peering, Route};
 use crate::registry::{Change, Registry};
 
 /// Errors that stop the service.
@@ -52,6 +53,12 @@ pub struct ServiceConfig {
     pub kamailio_rpc: Option<String>,
     /// How often to ask the node for new blocks.
     pub poll: Duration,
+    /// The peer key: this provider's on-chain device key, which signs the `Krypton-Provider`
+    /// tokens of requests to other providers (AUTH.md §6). Without it, calls to other
+    /// providers' users are refused with 503.
+    pub peer_key: Option<Arc<PrivateKey>>,
+    /// PSTN gateway `host:port` for phone numbers.
+    pub trunk: Option<String>,
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -62,6 +69,11 @@ impl std::fmt::Debug for ServiceConfig {
             .field("provider", &self.provider.to_address())
             .field("realm", &self.realm)
             .field("kamailio_rpc", &self.kamailio_rpc)
+            .field(
+                "peer_key",
+                &self.peer_key.as_ref().map(|k| k.public_key().to_hex()),
+            )
+            .field("trunk", &self.trunk)
             .finish_non_exhaustive()
     }
 }
@@ -75,11 +87,16 @@ struct Metrics {
     credentials_refused: AtomicU64,
     bindings_removed: AtomicU64,
     events_applied: AtomicU64,
+    routed_to_peers: AtomicU64,
+    routed_to_trunk: AtomicU64,
+    peers_admitted: AtomicU64,
+    peers_refused: AtomicU64,
 }
 
 struct Cache {
     registry: Registry,
     checker: Checker,
+    peering: Peering,
     /// Blocks applied (a block count), 0 until the first snapshot.
     height: u32,
     synced: bool,
@@ -147,6 +164,12 @@ pub async fn run(
                 &cfg.realm,
                 &nonce_secret,
                 &cfg.ephemeral_secret,
+            ),
+            peering: Peering::new(
+                cfg.provider,
+                &cfg.realm,
+                cfg.peer_key.clone(),
+                cfg.trunk.clone(),
             ),
             height: 0,
             synced: false,
@@ -237,6 +260,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/kemi/challenge", post(kemi_challenge))
         .route("/kemi/bearer", post(kemi_bearer))
         .route("/kemi/member", post(kemi_member))
+        .route("/kemi/route", post(kemi_route))
+        .route("/kemi/peer", post(kemi_peer))
         .route("/krypton/v1/nonce", get(api_nonce))
         .route("/krypton/v1/credentials", post(api_credentials))
         .with_state(shared)
@@ -346,6 +371,26 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
             "Contract events applied.",
             &m.events_applied,
         ),
+        counter(
+            "routed_to_peers_total",
+            "Requests of our users sent to other providers.",
+            &m.routed_to_peers,
+        ),
+        counter(
+            "routed_to_trunk_total",
+            "Requests of our users sent to the PSTN trunk.",
+            &m.routed_to_trunk,
+        ),
+        counter(
+            "peers_admitted_total",
+            "Requests from other providers admitted.",
+            &m.peers_admitted,
+        ),
+        counter(
+            "peers_refused_total",
+            "Requests from outside refused.",
+            &m.peers_refused,
+        ),
     ]
     .concat()
 }
@@ -426,6 +471,72 @@ async fn kemi_member(State(s): State<Arc<Shared>>, Json(r): Json<MemberReq>) -> 
         return unavailable();
     }
     Json(verdict(c.checker.check_member(&c.registry, &r.address))).into_response()
+}
+
+#[derive(Deserialize)]
+struct RouteReq {
+    /// The caller, one of our users (already authenticated).
+    from: String,
+    /// The request URI's user part.
+    to: String,
+    call_id: String,
+}
+
+/// Where a request from one of our users goes: `{"route":"local"|"peer"|"trunk","uri":…}`, plus
+/// `"header"` (the whole `Krypton-Provider` header line) for a peer; or a refusal.
+async fn kemi_route(State(s): State<Arc<Shared>>, Json(r): Json<RouteReq>) -> Response {
+    let c = s.cache();
+    if !c.synced {
+        return unavailable();
+    }
+    let res = c
+        .peering
+        .route(&c.registry, &r.from, &r.to, &r.call_id, now());
+    drop(c);
+    let body = match res {
+        Ok(Route::Local { uri }) => json!({"ok": true, "route": "local", "uri": uri}),
+        Ok(Route::Peer { uri, token }) => {
+            s.metrics.routed_to_peers.fetch_add(1, Ordering::Relaxed);
+            json!({"ok": true, "route": "peer", "uri": uri, "header": format!("{PEER_HEADER}: {token}")})
+        }
+        Ok(Route::Trunk { uri }) => {
+            s.metrics.routed_to_trunk.fetch_add(1, Ordering::Relaxed);
+            json!({"ok": true, "route": "trunk", "uri": uri})
+        }
+        Err(e) => json!({"ok": false, "code": e.code, "reason": e.reason}),
+    };
+    Json(body).into_response()
+}
+
+#[derive(Deserialize)]
+struct PeerReq {
+    /// The `Krypton-Provider` header value ("" when absent).
+    token: String,
+    call_id: String,
+    /// The request URI's user part.
+    to: String,
+}
+
+/// May this request from outside pass (AUTH.md §6)?
+async fn kemi_peer(State(s): State<Arc<Shared>>, Json(r): Json<PeerReq>) -> Response {
+    let mut guard = s.cache();
+    if !guard.synced {
+        return unavailable();
+    }
+    let c = &mut *guard;
+    let t = now();
+    c.peering.forget_expired(t);
+    let res = c
+        .peering
+        .admit(&c.registry, r.token.trim(), &r.call_id, &r.to, t);
+    drop(guard);
+    if let Err(e) = &res {
+        tracing::info!(to = %r.to, reason = %e.reason, "request from outside refused");
+        s.metrics.peers_refused.fetch_add(1, Ordering::Relaxed);
+    } else {
+        s.metrics.peers_admitted.fetch_add(1, Ordering::Relaxed);
+    }
+    Json(verdict(res)).into_response()
 }
 
 async fn api_nonce(State(s): State<Arc<Shared>>) -> Response {
