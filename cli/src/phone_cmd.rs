@@ -40,9 +40,10 @@ pub struct PhoneArgs {
     #[arg(long)]
     password_file: Option<PathBuf>,
     /// Register the wallet account ADDRESS (default: --account, else the wallet's default) with
-    /// its on-chain provider, proving the address with the wallet key (no SIP password)
-    #[arg(long, value_name = "ADDRESS")]
-    wallet: Option<Option<String>>,
+    /// its on-chain provider, proving the address with the wallet key (no SIP password); repeat
+    /// for several accounts (each at its own provider; the dial plan names them by address)
+    #[arg(long, value_name = "ADDRESS", num_args = 0..=1, default_missing_value = "")]
+    wallet: Vec<String>,
     /// Answer incoming calls at once
     #[arg(long)]
     auto_answer: bool,
@@ -103,19 +104,25 @@ pub struct SoundArgs {
 
 /// Run the phone until `quit`, a signal, or the end of the --call call (--quit-after-call).
 pub async fn run(ctx: &Context, account: Option<String>, args: PhoneArgs) -> anyhow::Result<()> {
-    let (account, wallet) = match &args.wallet {
+    let (account, wallet) = if args.wallet.is_empty() {
+        (account, Vec::new())
+    } else {
         // With --wallet, a global --account names the wallet account, not a SIP AOR.
-        Some(address) => {
-            let opts = phone_wallet::WalletOptions {
-                proxy: args.proxy.as_deref(),
-                password_file: args.password_file.as_deref(),
-                expires: args.expires,
-                keepalive: args.keepalive,
-            };
-            let a = phone_wallet::wallet_account(ctx, address.as_deref(), &opts).await?;
-            (None, Some(a))
-        }
-        None => (account, None),
+        let opts = phone_wallet::WalletOptions {
+            proxy: args.proxy.as_deref(),
+            password_file: args.password_file.as_deref(),
+            expires: args.expires,
+            keepalive: args.keepalive,
+        };
+        let addresses: Vec<Option<&str>> = args
+            .wallet
+            .iter()
+            .map(|a| Some(a.as_str()).filter(|a| !a.is_empty()))
+            .collect();
+        (
+            None,
+            phone_wallet::wallet_accounts(ctx, &addresses, &opts).await?,
+        )
     };
     let config = build_config(ctx, account, wallet, &args)?;
     let auto_call = args.call.clone();
@@ -178,7 +185,7 @@ fn any_registering(args: &PhoneArgs) -> bool {
     args.config.is_some()
         || args.proxy.is_some()
         || args.password_file.is_some()
-        || args.wallet.is_some()
+        || !args.wallet.is_empty()
 }
 
 fn print_event(e: &PhoneEvent) {
@@ -214,18 +221,19 @@ async fn wait_for_signal() {
 fn build_config(
     ctx: &Context,
     account: Option<String>,
-    wallet: Option<AccountConfig>,
+    wallet: Vec<AccountConfig>,
     args: &PhoneArgs,
 ) -> anyhow::Result<PhoneConfig> {
     let mut config = match &args.config {
         Some(path) => PhoneConfig::load(path)?,
         None => PhoneConfig::default(),
     };
-    if let Some(w) = wallet {
+    if !wallet.is_empty() {
+        // Destinations no rule takes: the wallet accounts in the order given (failover).
         if config.dial_plan.default.is_empty() {
-            config.dial_plan.default.push(w.id.clone());
+            config.dial_plan.default = wallet.iter().map(|w| w.id.clone()).collect();
         }
-        config.accounts.push(w);
+        config.accounts.extend(wallet);
     } else if let Some(aor) = account {
         let id = aor_id(&aor);
         config.accounts.push(AccountConfig {

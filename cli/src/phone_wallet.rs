@@ -62,20 +62,31 @@ pub struct WalletOptions<'a> {
     pub keepalive: Option<u64>,
 }
 
-/// The wallet account `address` (else `--account`, else the wallet's default) as a phone
-/// account: looked up on chain first, then unlocked.
-pub async fn wallet_account(
+/// The wallet accounts `addresses` (`None`: `--account`, else the wallet's default) as phone
+/// accounts: all looked up on chain first, then unlocked with one password.
+pub async fn wallet_accounts(
     ctx: &Context,
-    address: Option<&str>,
+    addresses: &[Option<&str>],
     opts: &WalletOptions<'_>,
-) -> anyhow::Result<AccountConfig> {
+) -> anyhow::Result<Vec<AccountConfig>> {
     let w = ctx.wallet().await?;
-    let address = pick_address(ctx, &w, address)?;
-    // The chain first: an unregistered address fails before any password is asked.
-    let chain = lookup(ctx, &address).await?;
+    let mut found = Vec::new();
+    for a in addresses {
+        let address = pick_address(ctx, &w, *a)?;
+        if found.iter().any(|(x, _)| *x == address) {
+            bail!("--wallet {address} is given twice");
+        }
+        // The chain first: an unregistered address fails before any password is asked.
+        let chain = lookup(ctx, &address).await?;
+        found.push((address, chain));
+    }
     let password = wallet_password(opts.password_file)?;
-    let key = signing_key(&w, &address, chain.device_key.as_ref(), password).await?;
-    Ok(account_config(&address, &chain, key, opts))
+    let mut accounts = Vec::new();
+    for (address, chain) in found {
+        let key = signing_key(&w, &address, chain.device_key.as_ref(), password.clone()).await?;
+        accounts.push(account_config(&address, &chain, key, opts));
+    }
+    Ok(accounts)
 }
 
 /// The address `--wallet ADDRESS` or `--account` names (they must agree), else the default.

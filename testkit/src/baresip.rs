@@ -57,7 +57,25 @@ pub struct Baresip {
 impl Baresip {
     /// Write its config and start it; returns once ctrl_tcp answers.
     pub fn start(c: BaresipConfig) -> Result<Baresip, TestkitError> {
-        Self::start_inner(c, None)
+        let base = format!(
+            "<sip:{user}@{domain}>;auth_pass={pw};outbound=\"sip:127.0.0.1:{port}\"",
+            user = c.user,
+            domain = c.domain,
+            pw = c.password,
+            port = c.proxy_port,
+        );
+        Self::start_inner(c, &[base], 600)
+    }
+
+    /// A stand-in PSTN gateway (a provider's SIP trunk): no registration, one local account per
+    /// phone `number` it answers (`<sip:NUMBER@127.0.0.1>`; baresip 1.0 matches an incoming
+    /// request's user to an account's), answer mode and codec from `c`.
+    pub fn start_gateway(c: BaresipConfig, numbers: &[&str]) -> Result<Baresip, TestkitError> {
+        let bases: Vec<String> = numbers
+            .iter()
+            .map(|n| format!("<sip:{n}@127.0.0.1>"))
+            .collect();
+        Self::start_inner(c, &bases, 0)
     }
 
     /// As [`Baresip::start`], with a ready-made `accounts` line (`<sip:…>;auth_user=…;
@@ -65,10 +83,14 @@ impl Baresip {
     /// `password`, `domain` and `proxy_port`; answer mode, codec and media encryption from `c`
     /// are appended.
     pub fn start_with_account(c: BaresipConfig, account: &str) -> Result<Baresip, TestkitError> {
-        Self::start_inner(c, Some(account))
+        Self::start_inner(c, &[account.trim().to_string()], 600)
     }
 
-    fn start_inner(c: BaresipConfig, account: Option<&str>) -> Result<Baresip, TestkitError> {
+    fn start_inner(
+        c: BaresipConfig,
+        bases: &[String],
+        regint: u32,
+    ) -> Result<Baresip, TestkitError> {
         if Command::new("baresip").arg("-h").output().is_err() {
             return Err(TestkitError::Missing("baresip"));
         }
@@ -112,26 +134,21 @@ impl Baresip {
         } else {
             "PCMU/8000/1"
         };
-        let base = match account {
-            Some(line) => line.trim().to_string(),
-            None => format!(
-                "<sip:{user}@{domain}>;auth_pass={pw};outbound=\"sip:127.0.0.1:{port}\"",
-                user = c.user,
-                domain = c.domain,
-                pw = c.password,
-                port = c.proxy_port,
-            ),
-        };
-        let account = format!(
-            "{base};answermode={mode};audio_codecs={codec};regint=600{menc}\n",
-            mode = if c.auto_answer { "auto" } else { "manual" },
-            menc = c
-                .mediaenc
-                .as_deref()
-                .map(|m| format!(";mediaenc={m}"))
-                .unwrap_or_default(),
-        );
-        std::fs::write(dir.path().join("accounts"), account)?;
+        let accounts: String = bases
+            .iter()
+            .map(|base| {
+                format!(
+                    "{base};answermode={mode};audio_codecs={codec};regint={regint}{menc}\n",
+                    mode = if c.auto_answer { "auto" } else { "manual" },
+                    menc = c
+                        .mediaenc
+                        .as_deref()
+                        .map(|m| format!(";mediaenc={m}"))
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        std::fs::write(dir.path().join("accounts"), accounts)?;
         std::fs::write(
             dir.path().join("contacts"),
             c.contact
