@@ -112,9 +112,20 @@ fn print_text(v: &Value, indent: usize) {
 }
 
 /// Logs to stderr; `KRYPTON_LOG` sets the filter (default `warn`). Secrets are never logged.
+///
+/// rsipstack logs every SIP message whole at `info` (`rsipstack::transport`), and those carry
+/// proofs (`Authorization: Bearer …`, digest responses). They stay out of the log unless the
+/// filter names rsipstack itself, e.g. `KRYPTON_LOG=debug,rsipstack::transport=info` to trace
+/// SIP traffic on a test machine.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KRYPTON_LOG")
+    let spec = std::env::var("KRYPTON_LOG").unwrap_or_else(|_| "warn".to_string());
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    if !spec.contains("rsipstack")
+        && let Ok(quiet) = "rsipstack::transport=warn".parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

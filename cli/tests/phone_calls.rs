@@ -142,3 +142,35 @@ fn a_second_call_waits_while_one_is_up() {
         assert!(p.quit(T).is_some_and(|s| s.success()));
     }
 }
+
+/// Regression: the phone's SIP actor once started a new call's timers at the time it had last
+/// woken up, so a call placed after more than 4 s of quiet ended at once with 408 ("the proxy
+/// did not answer within 4 s") without waiting for the proxy's answer.
+#[test]
+fn a_call_placed_after_a_quiet_spell_goes_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = kamailio();
+    // No keep-alive probes: nothing wakes the phones while they wait.
+    let mut alice = phone(dir.path(), &k, "alice", &["--keepalive", "0"]);
+    let mut bob = phone(
+        dir.path(),
+        &k,
+        "bob",
+        &["--keepalive", "0", "--auto-answer"],
+    );
+    // The quiet spell is the condition under test: longer than the 4 s no-answer timer.
+    std::thread::sleep(Duration::from_secs(5));
+    alice.send(json!({"cmd": "call", "to": "bob"})).unwrap();
+    let est = alice.wait_any("established", T).unwrap();
+    bob.wait_any("established", T).unwrap();
+    alice
+        .send(json!({"cmd": "hangup", "call": call_id(&est)}))
+        .unwrap();
+    assert_eq!(
+        alice.wait_any("ended", T).unwrap()["reason"],
+        "local_hangup"
+    );
+    for p in [&mut alice, &mut bob] {
+        assert!(p.quit(T).is_some_and(|s| s.success()));
+    }
+}

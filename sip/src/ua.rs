@@ -469,13 +469,18 @@ impl Actor {
                 .min()
                 .unwrap_or(now + Duration::from_secs(3600));
             tokio::select! {
+                // Every branch takes the time it wakes at: `now` above is from before the wait, and
+                // a command that arrives after the actor sat idle must not start its timers in
+                // the past (a call placed after 4 s of quiet failed at once with 408).
                 c = commands.recv() => match c {
                     Some(Command::Shutdown(done)) => {
+                        let now = Instant::now();
                         self.begin_shutdown(now);
                         shutdown = Some((done, now + Duration::from_secs(4)));
                     }
-                    Some(c) => self.handle_command(c, now),
+                    Some(c) => self.handle_command(c, Instant::now()),
                     None => {
+                        let now = Instant::now();
                         self.begin_shutdown(now);
                         shutdown.get_or_insert_with(|| {
                             let (tx, _) = oneshot::channel();
@@ -799,6 +804,7 @@ impl Actor {
                 }
                 CallAction::AbandonInvite => {
                     if let Some(task) = self.calls.get_mut(&id).and_then(|c| c.invite_task.take()) {
+                        debug!(call = id.0, "INVITE transaction abandoned");
                         task.abort();
                     }
                 }
@@ -812,6 +818,7 @@ impl Actor {
             && let Some(slot) = self.calls.remove(&id)
         {
             if let Some(task) = slot.invite_task {
+                debug!(call = id.0, "call over: INVITE transaction dropped");
                 task.abort();
             }
             // Tasks still holding a request of this call see their channel close.
