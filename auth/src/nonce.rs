@@ -22,8 +22,15 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Issues and checks nonces without storing them, and remembers the ones used by accepted tokens
 /// until they would have expired anyway. The secret is zeroized on drop and never shown by `Debug`.
+///
+/// The used set lives in memory only. When the secret outlives the process (the provider derives
+/// it from its long-lived secret so that Kamailio can make the nonces itself, AUTH.md §4), set
+/// [`NonceIssuer::not_before`] to a time after every nonce an earlier process could have spent:
+/// older nonces are refused, so a token admitted before a restart cannot be replayed after it.
 pub struct NonceIssuer {
     secret: Zeroizing<[u8; 32]>,
+    /// Nonces issued before this (unix seconds) are refused.
+    not_before: u64,
     /// `(ts, nonce)` of consumed nonces, ordered by issue time so old ones are cut off cheaply.
     used: BTreeSet<(u64, String)>,
 }
@@ -32,6 +39,7 @@ impl fmt::Debug for NonceIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NonceIssuer")
             .field("secret", &"<redacted>")
+            .field("not_before", &self.not_before)
             .field("used", &self.used.len())
             .finish()
     }
@@ -42,8 +50,17 @@ impl NonceIssuer {
     pub fn new(secret: &[u8; 32]) -> Self {
         NonceIssuer {
             secret: Zeroizing::new(*secret),
+            not_before: 0,
             used: BTreeSet::new(),
         }
+    }
+
+    /// Refuses (as [`AuthError::StaleNonce`]) nonces issued before `t`, unix seconds: pass a
+    /// second after the process started, as a nonce dated within the start second may already have
+    /// been spent by the process before.
+    pub fn not_before(mut self, t: u64) -> Self {
+        self.not_before = t;
+        self
     }
 
     fn mac(&self, ts: u64, call_id: &str) -> HmacSha256 {
@@ -62,8 +79,8 @@ impl NonceIssuer {
         URL_SAFE_NO_PAD.encode(raw)
     }
 
-    /// Checks that `nonce` is ours, for `call_id`, and at most [`NONCE_LIFETIME_SECS`] old at
-    /// `now`. Returns its issue time. Does not look at the used set (see [`NonceIssuer::consume`]).
+    /// Checks that `nonce` is ours, for `call_id`, at most [`NONCE_LIFETIME_SECS`] old at `now`
+    /// and not issued before [`NonceIssuer::not_before`]. Returns its issue time. Does not look at the used set (see [`NonceIssuer::consume`]).
     pub fn check(&self, nonce: &str, now: u64, call_id: &str) -> Result<u64, AuthError> {
         if nonce.len() != NONCE_B64_LEN {
             return Err(AuthError::UnknownNonce);
@@ -78,7 +95,7 @@ impl NonceIssuer {
         self.mac(ts, call_id)
             .verify_slice(&raw[8..])
             .map_err(|_| AuthError::UnknownNonce)?;
-        if ts > now || now - ts > NONCE_LIFETIME_SECS {
+        if ts > now || now - ts > NONCE_LIFETIME_SECS || ts < self.not_before {
             return Err(AuthError::StaleNonce);
         }
         Ok(ts)
@@ -174,6 +191,33 @@ mod tests {
         assert_eq!(n.consume(&b, T0 + 31, "c"), Err(AuthError::ReplayedNonce));
         n.forget_expired(T0 + 51);
         assert_eq!(n.used_len(), 0);
+    }
+
+    #[test]
+    fn a_nonce_spent_before_a_restart_is_refused_after_it() {
+        // The process before the restart spends `a`; the new one, with the same secret and an
+        // empty used set, would take it again without the floor.
+        let mut before = NonceIssuer::new(&SECRET);
+        let a = before.issue(T0, "c");
+        assert_eq!(before.consume(&a, T0, "c"), Ok(()));
+        let restarted_at = T0 + 2;
+        assert_eq!(NonceIssuer::new(&SECRET).consume(&a, T0 + 3, "c"), Ok(()));
+        let mut after = NonceIssuer::new(&SECRET).not_before(restarted_at + 1);
+        assert_eq!(after.consume(&a, T0 + 3, "c"), Err(AuthError::StaleNonce));
+        // Dated within the start second: refused too; from the next second on: fine.
+        let b = after.issue(restarted_at, "c");
+        assert_eq!(
+            after.check(&b, restarted_at, "c"),
+            Err(AuthError::StaleNonce)
+        );
+        let c = after.issue(restarted_at + 1, "c");
+        assert_eq!(after.consume(&c, restarted_at + 1, "c"), Ok(()));
+        // A forged one stays unknown (the MAC is checked first).
+        let other = NonceIssuer::new(&[8u8; 32]).issue(T0, "c");
+        assert_eq!(
+            after.check(&other, T0 + 3, "c"),
+            Err(AuthError::UnknownNonce)
+        );
     }
 
     #[test]

@@ -182,7 +182,9 @@ fn b64(part: &str) -> Result<Vec<u8>, AuthError> {
 }
 
 /// Parses `kid`: exactly 66 lowercase or uppercase hex digits of a valid compressed point.
-fn parse_kid(kid: &str) -> Result<([u8; 33], PublicKey), AuthError> {
+/// Returns its bytes and the point uncompressed (`04 ‖ X ‖ Y`, the form ring verifies with).
+fn parse_kid(kid: &str) -> Result<([u8; 33], p256::EncodedPoint), AuthError> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
     if kid.len() != 66 {
         return Err(AuthError::BadKid);
     }
@@ -191,8 +193,20 @@ fn parse_kid(kid: &str) -> Result<([u8; 33], PublicKey), AuthError> {
     if b[0] != 0x02 && b[0] != 0x03 {
         return Err(AuthError::BadKid);
     }
-    let pk = PublicKey::from_bytes(&b).map_err(|_| AuthError::BadKid)?;
-    Ok((b, pk))
+    let pk = p256::PublicKey::from_sec1_bytes(&b).map_err(|_| AuthError::BadKid)?;
+    Ok((b, pk.to_encoded_point(false)))
+}
+
+/// ES256: the raw 64-byte `r ‖ s` over SHA-256(`input`) with the uncompressed key `point`. ring's
+/// P-256 (assembly) verifies about 5× faster than p256's (~70 vs ~370 µs on the dev VM), which is
+/// most of a REGISTER's cost at the provider; [`mint`] still signs with the wallet's p256 key.
+fn es256_verify(point: &p256::EncodedPoint, input: &[u8], sig: &[u8]) -> bool {
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_FIXED,
+        point.as_bytes(),
+    )
+    .verify(input, sig)
+    .is_ok()
 }
 
 /// Verifies `token` at unix time `now`: strict parsing, the ES256 signature against `kid`, then
@@ -226,10 +240,10 @@ pub fn verify(token: &str, expect: &Expected<'_>, now: u64) -> Result<Verified, 
     if header.typ.as_deref().is_some_and(|t| t != "JWT") {
         return Err(AuthError::BadType);
     }
-    let (kid, pk) = parse_kid(&header.kid)?;
+    let (kid, point) = parse_kid(&header.kid)?;
 
     let signing_input = &token[..h64.len() + 1 + p64.len()];
-    if !pk.verify(signing_input.as_bytes(), &sig) {
+    if !es256_verify(&point, signing_input.as_bytes(), &sig) {
         return Err(AuthError::BadSignature);
     }
 
@@ -597,6 +611,72 @@ mod tests {
             verify(&format!("{hn}.{p}.{s}"), &e, T0),
             Err(AuthError::UnsupportedAlg)
         );
+    }
+
+    /// ring verifies (see `es256_verify`) what the wallet's p256 key signs, and agrees with p256's
+    /// own verifier on every variant: good, a flipped bit in the signature or the input, the
+    /// high-`s` twin of a signature (`n − s`, valid ECDSA that neither side normalises), `r` or `s`
+    /// zero.
+    #[test]
+    fn ring_verify_agrees_with_the_p256_signer() {
+        use p256::ecdsa::Signature;
+        for i in 0..16u64 {
+            let k = if i == 0 {
+                key()
+            } else {
+                PrivateKey::generate()
+            };
+            let kid = k.public_key().to_hex();
+            let (_, point) = parse_kid(&kid).unwrap();
+            let pk = k.public_key();
+            // A minted token verifies through `verify`.
+            let c = Claims {
+                iat: T0 + i,
+                exp: T0 + i + 60,
+                ..claims()
+            };
+            let t = mint(&k, &c);
+            let e = Expected {
+                iss: Some(&c.iss),
+                ..expected()
+            };
+            assert_eq!(verify(&t, &e, T0 + i).map(|v| v.claims), Ok(c.clone()));
+            let (h, p, s64) = parts(&t);
+            let input = format!("{h}.{p}");
+            let sig = URL_SAFE_NO_PAD.decode(&s64).unwrap();
+            assert!(es256_verify(&point, input.as_bytes(), &sig));
+            assert!(pk.verify(input.as_bytes(), &sig));
+            // A flipped bit anywhere in the signature, or in the signed input: refused by both.
+            let bit = (i as usize * 37) % (64 * 8);
+            let mut bad = sig.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(!es256_verify(&point, input.as_bytes(), &bad));
+            assert!(!pk.verify(input.as_bytes(), &bad));
+            let s_bad = URL_SAFE_NO_PAD.encode(&bad);
+            assert_eq!(
+                verify(&format!("{input}.{s_bad}"), &e, T0 + i),
+                Err(AuthError::BadSignature)
+            );
+            let mut bad_input = input.clone().into_bytes();
+            bad_input[(i as usize * 11) % input.len()] ^= 0x01;
+            assert!(!es256_verify(&point, &bad_input, &sig));
+            assert!(!pk.verify(&bad_input, &sig));
+            // The same signature with s → n − s: both verifiers give the same answer.
+            let parsed = Signature::from_slice(&sig).unwrap();
+            let (r, s) = parsed.split_scalars();
+            let twin = Signature::from_scalars(r, -s).unwrap().to_bytes();
+            assert_eq!(
+                es256_verify(&point, input.as_bytes(), &twin),
+                pk.verify(input.as_bytes(), &twin)
+            );
+            // r = 0 or s = 0: refused by both.
+            for zero in [0..32, 32..64] {
+                let mut z = sig.clone();
+                z[zero].fill(0);
+                assert!(!es256_verify(&point, input.as_bytes(), &z));
+                assert!(!pk.verify(input.as_bytes(), &z));
+            }
+        }
     }
 
     #[test]

@@ -6,12 +6,20 @@
 ##   * standard SIP clients use digest credentials the service minted for a wallet-signed request
 ##     (`auth_ephemeral`), and the service still checks at every REGISTER that the address is ours.
 ## The provider service is asked over loopback HTTP; when it does not answer, requests get 503 with
-## Retry-After (fail closed). Settings come from krypton.json beside this file (written by
-## `krypton provider up`).
+## Retry-After (fail closed). The Bearer challenge's nonce is made here, with a key derived from the
+## provider's secret that the service derives too (AUTH.md §4), so a challenge needs no service call;
+## the 503 then comes on the second leg. Settings come from krypton.json beside this file (written by
+## `krypton provider up`), the secret from kamailio.cfg beside it.
 
-import http.client
+import base64
+import hashlib
+import hmac
 import json
 import os
+import re
+import socket
+import struct
+import time
 
 import KSR as KSR
 
@@ -22,7 +30,21 @@ REALM = CFG["realm"]                 # the provider's on-chain location, e.g. 12
 SERVICE_HOST = CFG["service_host"]   # loopback address of the provider service
 SERVICE_PORT = int(CFG["service_port"])
 RPC_PORT = int(CFG["rpc_port"])      # loopback-only JSON-RPC listener (ul.rm from the service)
-TIMEOUT = 2.0                        # seconds; the service answers from memory
+TIMEOUT = 2.0                        # seconds for a whole service call; it answers from memory
+MAX_HEAD = 16384                     # longest response head accepted from the service
+
+
+def bearer_nonce_key():
+    """HMAC-SHA256(secret, "krypton bearer nonce"), secret = auth_ephemeral's (the provider's
+    secret, which the service derives the same key from)."""
+    with open(os.path.join(HERE, "kamailio.cfg")) as f:
+        m = re.search(r'modparam\("auth_ephemeral",\s*"secret",\s*"([^"]+)"\)', f.read())
+    if m is None:
+        raise RuntimeError("krypton.py: no auth_ephemeral secret in kamailio.cfg")
+    return hmac.new(m.group(1).encode(), b"krypton bearer nonce", hashlib.sha256).digest()
+
+
+NONCE_KEY = bearer_nonce_key()
 
 FLT_NATS = 5
 OWN_USER = 1   # authenticate_caller: one of our users, proven
@@ -38,33 +60,104 @@ class ServiceDown(Exception):
     pass
 
 
+class Closed(Exception):
+    """The service closed the connection before answering."""
+
+
 class kamailio:
     def __init__(self):
-        self.conn = None
+        self.conn = None  # per Kamailio child: created after the fork, on first use
+        self.buf = b""    # bytes read from self.conn and not yet consumed
+        self.got = False  # the current request got some answer bytes (then no retry)
 
     def child_init(self, rank):
         return 0
 
     # ------------------------------------------------------------ provider service (HTTP, keep-alive)
     def service(self, method, path, body=None):
-        """(status, JSON) from the provider service; raises ServiceDown when it cannot answer."""
-        data = None if body is None else json.dumps(body)
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        for attempt in (1, 2):  # a kept-alive connection the service closed: reconnect once
+        """(status, JSON) from the provider service, HTTP/1.1 on a kept-alive loopback socket
+        (http.client's header parsing cost more than the service's answer); raises ServiceDown
+        when it cannot answer within TIMEOUT, whatever the reason."""
+        if any(c in method + path for c in " \r\n\t"):
+            raise ServiceDown("bad request line")
+        data = b"" if body is None else json.dumps(body).encode()
+        req = ("%s %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+               "Content-Length: %d\r\n\r\n" % (method, path, SERVICE_HOST, SERVICE_PORT, len(data))
+               ).encode() + data
+        deadline = time.monotonic() + TIMEOUT
+        # A kept-alive connection the service closed meanwhile (restart, idle timeout) fails
+        # before any answer: then once more on a new connection. Anything else: ServiceDown.
+        for attempt in (1, 2):
+            reused = self.conn is not None
+            self.got = False
             try:
                 if self.conn is None:
-                    self.conn = http.client.HTTPConnection(SERVICE_HOST, SERVICE_PORT, timeout=TIMEOUT)
-                self.conn.request(method, path, body=data, headers=headers)
-                r = self.conn.getresponse()
-                raw = r.read()
-                return r.status, (json.loads(raw) if raw else {})
-            except Exception as e:  # refused, reset, timeout, bad JSON
-                if self.conn is not None:
-                    self.conn.close()
-                self.conn = None
-                if attempt == 2:
+                    self.conn = socket.create_connection(
+                        (SERVICE_HOST, SERVICE_PORT), timeout=max(deadline - time.monotonic(), 0.001))
+                    self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self.buf = b""
+                self.conn.settimeout(max(deadline - time.monotonic(), 0.001))
+                self.conn.sendall(req)
+                return self.response(deadline)
+            except Exception as e:  # refused, reset, closed, timeout, bad HTTP, bad JSON
+                retry = (reused and attempt == 1 and not self.got
+                         and isinstance(e, (Closed, ConnectionError)))
+                self.close()
+                if not retry:
                     raise ServiceDown(repr(e))
         raise ServiceDown("unreachable")
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+        self.conn = None
+        self.buf = b""
+
+    def recv_more(self, deadline, answered):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("provider service: no answer in %.1f s" % TIMEOUT)
+        self.conn.settimeout(left)
+        chunk = self.conn.recv(65536)
+        if not chunk:
+            if answered or self.buf:
+                raise ValueError("provider service: connection closed mid-answer")
+            raise Closed("provider service closed the connection")
+        self.got = True
+        self.buf += chunk
+
+    def response(self, deadline):
+        """One response (Content-Length framing, as the service sends) from self.conn."""
+        while b"\r\n\r\n" not in self.buf:
+            if len(self.buf) > MAX_HEAD:
+                raise ValueError("provider service: response head too long")
+            self.recv_more(deadline, False)
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        if not lines[0].startswith(b"HTTP/1.") or len(lines[0]) < 12:
+            raise ValueError("provider service: bad status line")
+        status = int(lines[0][9:12])
+        length, keep = None, True
+        for line in lines[1:]:
+            k, _, v = line.partition(b":")
+            k = k.strip().lower()
+            if k == b"content-length":
+                length = int(v)
+            elif k == b"transfer-encoding":
+                raise ValueError("provider service: unexpected Transfer-Encoding")
+            elif k == b"connection" and v.strip().lower() == b"close":
+                keep = False
+        if length is None or length < 0:
+            raise ValueError("provider service: no Content-Length")
+        while len(self.buf) < length:
+            self.recv_more(deadline, True)
+        raw, self.buf = self.buf[:length], self.buf[length:]
+        if not keep:
+            self.close()
+        return status, (json.loads(raw) if raw else {})
 
     def reply(self, code, text, reason=None, extra=None):
         """Stateless reply; a refusal carries its text in Reason (the phone shows it) and a shortened
@@ -179,13 +272,14 @@ class kamailio:
         """401 (REGISTER) / 407: a Bearer challenge for KRYPTON phones, digest for everyone."""
         header = "WWW-Authenticate" if code == 401 else "Proxy-Authenticate"
         if self.wants_bearer():
-            try:
-                status, body = self.service("POST", "/kemi/challenge", {"call_id": KSR.pv.get("$ci")})
-            except ServiceDown as e:
-                return self.unavailable(e)
-            if status != 200:
-                return self.unavailable("challenge: HTTP %d" % status)
-            KSR.hdr.append_to_reply("%s: %s\r\n" % (header, body["header"]))
+            # AUTH.md §4 nonce: b64url(ts ‖ HMAC-SHA256(key, ts ‖ Call-ID)), ts = 8-byte BE seconds;
+            # the service checks it (and refuses ones dated before it started).
+            ts = struct.pack(">Q", int(time.time()))
+            call_id = (KSR.pv.get("$ci") or "").encode()
+            tag = hmac.new(NONCE_KEY, ts + call_id, hashlib.sha256).digest()
+            nonce = base64.urlsafe_b64encode(ts + tag).rstrip(b"=").decode()
+            KSR.hdr.append_to_reply('%s: Bearer realm="%s", scope="krypton", nonce="%s"\r\n'
+                                    % (header, REALM, nonce))
         KSR.auth.auth_challenge(REALM, 1)  # 1: qop=auth; 401 for REGISTER, else 407
         return -255
 

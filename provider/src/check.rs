@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use krypton_auth::{
-    AuthError, CREDENTIALS_CID, Expected, NonceIssuer, key_matches_address, verify,
+    AuthError, CREDENTIALS_CID, Expected, NonceIssuer, Verified, key_matches_address, verify,
 };
 use krypton_wallet::ScriptHash;
 use sha2::Sha256;
@@ -54,6 +54,24 @@ pub struct Credentials {
     pub realm: String,
 }
 
+/// What a Bearer token on a REGISTER (or a request answering a 407) must say, §4: for our
+/// `realm`, the request's Call-ID, issued by the AOR `user`, for the Contact's `instance` if any.
+/// The nonce is checked afterwards ([`Checker::admit_verified`]).
+pub fn bearer_expected<'a>(
+    realm: &'a str,
+    user: &'a str,
+    call_id: &'a str,
+    instance: Option<&'a str>,
+) -> Expected<'a> {
+    Expected {
+        aud: realm,
+        cid: call_id,
+        nonce: None,
+        iss: Some(user),
+        inst: instance,
+    }
+}
+
 /// The admission logic of one provider.
 pub struct Checker {
     me: ScriptHash,
@@ -73,7 +91,9 @@ impl std::fmt::Debug for Checker {
 
 impl Checker {
     /// `me`: this provider's address; `realm`: its SIP domain (the on-chain location);
-    /// `nonce_secret`: random per process; `ephemeral_secret`: shared with Kamailio's `auth_ephemeral`.
+    /// `nonce_secret`: the Bearer nonce key, shared with Kamailio's script (which makes the
+    /// REGISTER/407 nonces); `ephemeral_secret`: shared with Kamailio's `auth_ephemeral`. With a
+    /// nonce secret that outlives the process, set [`Checker::nonces_not_before`].
     pub fn new(
         me: ScriptHash,
         realm: impl Into<String>,
@@ -88,6 +108,13 @@ impl Checker {
         }
     }
 
+    /// Refuses nonces issued before `t` (unix seconds; see [`NonceIssuer::not_before`]): the
+    /// used-nonce set starts empty, so nonces an earlier process may have spent must not pass.
+    pub fn nonces_not_before(mut self, t: u64) -> Self {
+        self.nonces = self.nonces.not_before(t);
+        self
+    }
+
     /// The realm.
     pub fn realm(&self) -> &str {
         &self.realm
@@ -96,15 +123,6 @@ impl Checker {
     /// A fresh nonce for a request with this Call-ID.
     pub fn nonce(&self, now: u64, call_id: &str) -> String {
         self.nonces.issue(now, call_id)
-    }
-
-    /// The `WWW-Authenticate` / `Proxy-Authenticate` value of a Bearer challenge (§4).
-    pub fn bearer_challenge(&self, now: u64, call_id: &str) -> String {
-        format!(
-            "Bearer realm=\"{}\", scope=\"krypton\", nonce=\"{}\"",
-            self.realm,
-            self.nonce(now, call_id)
-        )
     }
 
     /// §4: may `user` register (or send a request) with this Bearer token? The nonce is spent only
@@ -118,14 +136,25 @@ impl Checker {
         instance: Option<&str>,
         now: u64,
     ) -> Result<ScriptHash, Rejection> {
-        let expect = Expected {
-            aud: &self.realm,
-            cid: call_id,
-            nonce: None,
-            iss: Some(user),
-            inst: instance,
-        };
-        let v = verify(token, &expect, now)?;
+        let v = verify(
+            token,
+            &bearer_expected(&self.realm, user, call_id, instance),
+            now,
+        )?;
+        self.admit_verified(reg, &v, call_id, now)
+    }
+
+    /// The rest of [`Checker::check_bearer`] for a token that already passed [`verify`] with
+    /// [`bearer_expected`] for this request (the costly signature check, which the service runs
+    /// without holding its cache lock): key-to-address, membership, then the nonce is spent.
+    /// Never call it with a [`Verified`] that did not come from `verify`.
+    pub fn admit_verified(
+        &mut self,
+        reg: &Registry,
+        v: &Verified,
+        call_id: &str,
+        now: u64,
+    ) -> Result<ScriptHash, Rejection> {
         let who = self.authorised(reg, &v.iss, &v.kid)?;
         let nonce = v.claims.nonce.as_deref().ok_or(AuthError::WrongNonce)?;
         self.nonces.consume(nonce, now, call_id)?;
@@ -326,9 +355,12 @@ mod tests {
         let t = token(&w, &stranger, &a, "cid", NOW);
         assert_eq!(check(&mut w, &t, &a), AuthError::KeyNotAddress.to_string());
         // A forged signature.
+        // (A character inside the signature: the last one has 4 unused bits, and a change
+        // there may only make the base64url non-canonical.)
         let mut t = token(&w, &w.alice, &a, "cid", NOW);
-        let last = t.pop().unwrap();
-        t.push(if last == 'A' { 'B' } else { 'A' });
+        let i = t.len() - 10;
+        let c = if &t[i..=i] == "A" { "B" } else { "A" };
+        t.replace_range(i..=i, c);
         assert_eq!(check(&mut w, &t, &a), AuthError::BadSignature.to_string());
         // A proof for another address than the one registering.
         let t = token(&w, &bob, &b, "cid", NOW);
@@ -362,6 +394,76 @@ mod tests {
         assert!(
             w.checker
                 .check_bearer(&reg, &t, &a, "cid", Some(INST), NOW)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn admit_verified_checks_membership_and_spends_the_nonce() {
+        let mut w = world();
+        let a = addr(&w.alice);
+        let verified = |w: &World, key: &PrivateKey, iss: &str, cid: &str| {
+            let t = token(w, key, iss, cid, NOW);
+            verify(&t, &bearer_expected(REALM, iss, cid, Some(INST)), NOW).unwrap()
+        };
+        let v = verified(&w, &w.alice, &a, "cid-1");
+        let reg = w.reg.clone();
+        assert_eq!(
+            w.checker.admit_verified(&reg, &v, "cid-1", NOW + 1),
+            Ok(w.alice.public_key().script_hash())
+        );
+        // The same verified token again: its nonce is spent.
+        let again = w.checker.admit_verified(&reg, &v, "cid-1", NOW + 2);
+        assert!(again.unwrap_err().reason.starts_with("stale proof"));
+        // Presented with another Call-ID than its nonce's: refused.
+        let v = verified(&w, &w.alice, &a, "cid-2");
+        assert!(w.checker.admit_verified(&reg, &v, "cid-3", NOW).is_err());
+        // A validly signed token of someone not registered with us: refused, nonce not spent.
+        let stranger = PrivateKey::generate();
+        let s = addr(&stranger);
+        let v = verified(&w, &stranger, &s, "cid-4");
+        let r = w
+            .checker
+            .admit_verified(&reg, &v, "cid-4", NOW)
+            .unwrap_err();
+        assert!(
+            r.reason.starts_with("not registered with this provider"),
+            "{r:?}"
+        );
+        assert_eq!(w.checker.nonces.used_len(), 1);
+        // Signed by a key that is not the address's.
+        let v = verified(&w, &stranger, &a, "cid-5");
+        let r = w
+            .checker
+            .admit_verified(&reg, &v, "cid-5", NOW)
+            .unwrap_err();
+        assert_eq!(r.reason, AuthError::KeyNotAddress.to_string());
+        // The same decisions as check_bearer, which it completes.
+        let t = token(&w, &w.alice, &a, "cid-6", NOW);
+        assert!(
+            w.checker
+                .check_bearer(&reg, &t, &a, "cid-6", Some(INST), NOW)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn nonces_from_before_the_start_are_refused() {
+        let mut w = world();
+        let a = addr(&w.alice);
+        // A token on a nonce of the previous process (same derived secret).
+        let old = token(&w, &w.alice, &a, "cid", NOW);
+        w.checker = Checker::new(w.me, REALM, &[7; 32], b"eph-secret").nonces_not_before(NOW + 1);
+        let reg = w.reg.clone();
+        let r = w
+            .checker
+            .check_bearer(&reg, &old, &a, "cid", Some(INST), NOW + 2)
+            .unwrap_err();
+        assert!(r.reason.starts_with("stale proof"), "{r:?}");
+        let fresh = token(&w, &w.alice, &a, "cid", NOW + 1);
+        assert!(
+            w.checker
+                .check_bearer(&reg, &fresh, &a, "cid", Some(INST), NOW + 2)
                 .is_ok()
         );
     }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::check::{Checker, Rejection};
+use crate::check::{Checker, Rejection, bearer_expected};
 use crate::follow::{self, Sink};
 use crate::peer::{PEER_HEADER, Peering, Route};
 use crate::registry::{Change, Registry};
@@ -82,7 +82,6 @@ impl std::fmt::Debug for ServiceConfig {
 struct Metrics {
     registers_admitted: AtomicU64,
     registers_refused: AtomicU64,
-    challenges: AtomicU64,
     credentials_issued: AtomicU64,
     credentials_refused: AtomicU64,
     bindings_removed: AtomicU64,
@@ -105,6 +104,8 @@ struct Cache {
 
 struct Shared {
     me: ScriptHash,
+    /// The realm (the checker has it too), for verifying tokens without the cache lock.
+    realm: String,
     cache: Mutex<Cache>,
     metrics: Metrics,
 }
@@ -153,10 +154,15 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     let rpc = RpcClient::new(cfg.rpc.clone(), Duration::from_secs(10))
         .map_err(|e| ServiceError::Config(e.to_string()))?;
-    let mut nonce_secret = Zeroizing::new([0u8; 32]);
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce_secret[..]);
+    // Kamailio's script makes the Bearer nonces itself with this key (AUTH.md §4), so a challenge
+    // costs no round trip to us. The key outlives this process, the used-nonce set does not: refuse
+    // nonces dated before the second after our start (one of the start second may already have
+    // been spent by the process before).
+    let started = now();
+    let nonce_secret = bearer_nonce_key(&cfg.ephemeral_secret);
     let shared = Arc::new(Shared {
         me: cfg.provider,
+        realm: cfg.realm.clone(),
         cache: Mutex::new(Cache {
             registry: Registry::default(),
             checker: Checker::new(
@@ -164,7 +170,8 @@ pub async fn run(
                 &cfg.realm,
                 &nonce_secret,
                 &cfg.ephemeral_secret,
-            ),
+            )
+            .nonces_not_before(started + 1),
             peering: Peering::new(
                 cfg.provider,
                 &cfg.realm,
@@ -179,7 +186,8 @@ pub async fn run(
     });
     let app = router(shared.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let chain = tokio::spawn(keep_in_sync(rpc, cfg, shared));
+    let ready_at = UNIX_EPOCH + Duration::from_secs(started + 1);
+    let chain = tokio::spawn(keep_in_sync(rpc, cfg, shared, ready_at));
     let r = server.await;
     chain.abort();
     match r {
@@ -188,11 +196,34 @@ pub async fn run(
     }
 }
 
-async fn keep_in_sync(rpc: RpcClient, cfg: ServiceConfig, shared: Arc<Shared>) {
+/// The Bearer nonce key: HMAC-SHA256(the provider's secret, "krypton bearer nonce"), as
+/// `krypton.py` derives it from the same secret (`auth_ephemeral`'s, in its `kamailio.cfg`).
+fn bearer_nonce_key(secret: &[u8]) -> Zeroizing<[u8; 32]> {
+    use hmac::Mac as _;
+    let mut m =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(b"krypton bearer nonce");
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&m.finalize().into_bytes());
+    key
+}
+
+/// Loads the snapshot, then follows the chain. Serves (`synced`) no earlier than `ready_at`: the
+/// second after the start, before which every nonce is refused anyway (see [`run`]); this way a
+/// client challenged in the start second gets 503 + Retry-After rather than a stale-proof 403.
+async fn keep_in_sync(
+    rpc: RpcClient,
+    cfg: ServiceConfig,
+    shared: Arc<Shared>,
+    ready_at: SystemTime,
+) {
     let mut wait = Duration::from_millis(200);
     let next = loop {
         match follow::snapshot(&rpc, &cfg.contract).await {
             Ok((registry, height)) => {
+                if let Ok(early) = ready_at.duration_since(SystemTime::now()) {
+                    tokio::time::sleep(early).await;
+                }
                 let (providers, users) = registry.counts();
                 tracing::info!(height, providers, users, "chain snapshot loaded");
                 let mut c = shared.cache();
@@ -257,7 +288,6 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route("/kemi/challenge", post(kemi_challenge))
         .route("/kemi/bearer", post(kemi_bearer))
         .route("/kemi/member", post(kemi_member))
         .route("/kemi/route", post(kemi_route))
@@ -347,11 +377,6 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
             &m.registers_refused,
         ),
         counter(
-            "challenges_total",
-            "Bearer challenges issued.",
-            &m.challenges,
-        ),
-        counter(
             "credentials_issued_total",
             "Credentials issued.",
             &m.credentials_issued,
@@ -396,20 +421,6 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
 }
 
 #[derive(Deserialize)]
-struct ChallengeReq {
-    call_id: String,
-}
-
-async fn kemi_challenge(State(s): State<Arc<Shared>>, Json(r): Json<ChallengeReq>) -> Response {
-    let c = s.cache();
-    if !c.synced {
-        return unavailable();
-    }
-    s.metrics.challenges.fetch_add(1, Ordering::Relaxed);
-    Json(json!({"header": c.checker.bearer_challenge(now(), &r.call_id)})).into_response()
-}
-
-#[derive(Deserialize)]
 struct BearerReq {
     /// The whole `Authorization` / `Proxy-Authorization` value (`Bearer …`).
     authorization: String,
@@ -429,11 +440,6 @@ fn verdict(r: Result<ScriptHash, Rejection>) -> Value {
 }
 
 async fn kemi_bearer(State(s): State<Arc<Shared>>, Json(r): Json<BearerReq>) -> Response {
-    let mut guard = s.cache();
-    if !guard.synced {
-        return unavailable();
-    }
-    let c = &mut *guard;
     let token = r
         .authorization
         .trim()
@@ -445,9 +451,20 @@ async fn kemi_bearer(State(s): State<Arc<Shared>>, Json(r): Json<BearerReq>) -> 
         .as_deref()
         .map(|i| i.trim_matches(|ch| ch == '"' || ch == '<' || ch == '>'))
         .filter(|i| !i.is_empty());
-    let res = c
-        .checker
-        .check_bearer(&c.registry, token, &r.user, &r.call_id, instance, now());
+    // The signature check, most of the cost, runs without the cache lock; the rest of
+    // Checker::check_bearer (key-to-address, membership, spending the nonce) under it.
+    let expect = bearer_expected(&s.realm, &r.user, &r.call_id, instance);
+    let verified = krypton_auth::verify(token, &expect, now());
+    let mut guard = s.cache();
+    if !guard.synced {
+        return unavailable();
+    }
+    let c = &mut *guard;
+    let res = match verified {
+        Ok(v) => c.checker.admit_verified(&c.registry, &v, &r.call_id, now()),
+        Err(e) => Err(e.into()),
+    };
+    drop(guard);
     let m = if res.is_ok() {
         &s.metrics.registers_admitted
     } else {
@@ -573,5 +590,29 @@ async fn api_credentials(State(s): State<Arc<Shared>>, Json(r): Json<Credentials
                 .fetch_add(1, Ordering::Relaxed);
             (StatusCode::FORBIDDEN, Json(json!({"error": e.reason}))).into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use krypton_auth::NonceIssuer;
+
+    /// The key and a nonce as `krypton.py` makes them (computed with Python's hmac/struct/base64,
+    /// the script's own code for secret `0123abcd` × 8, ts 1800000000 and this Call-ID).
+    #[test]
+    fn the_nonce_key_and_nonces_match_the_kemi_script() {
+        let key = bearer_nonce_key("0123abcd".repeat(8).as_bytes());
+        assert_eq!(
+            hex::encode(*key),
+            "1c1adb8cbb1038be39624d61df43fb5877afdec151cd5e0c54c681719cb0edfb"
+        );
+        let kemi = "AAAAAGtJ0gC64qk0BYeL1F6Z_gX0H086RCGMfttduaJ18nV1E_9gag";
+        let n = NonceIssuer::new(&key);
+        assert_eq!(n.issue(1_800_000_000, "a84b4c76e66710@pc33"), kemi);
+        assert_eq!(
+            n.check(kemi, 1_800_000_001, "a84b4c76e66710@pc33"),
+            Ok(1_800_000_000)
+        );
     }
 }
