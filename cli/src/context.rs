@@ -62,6 +62,11 @@ impl Context {
         })
     }
 
+    /// `--keystore` (`KRYPTON_KEYSTORE`) as given, for commands that run `krypton` again.
+    pub fn keystore(&self) -> Option<&str> {
+        self.keystore.as_deref()
+    }
+
     /// The devnet's folder in the data dir.
     pub fn devnet_dir(&self) -> PathBuf {
         self.data_dir.join("devnet")

@@ -3,6 +3,15 @@
 //! Everything lives in `<data dir>/devnet`: the node's config, its persistent chain (BoltDB), its
 //! own validator key, the named test accounts (NEP-6, password [`DEVNET_PASSWORD`]) and `state.json`.
 //! `up` is idempotent: it starts the node if needed, then deploys and funds only what is missing.
+//!
+//! `up --providers N` also runs the first N of provider-a … provider-d as KRYPTON providers on
+//! loopback, each exactly as `krypton provider up` does (deployed on chain, peer key, Kamailio,
+//! provider service) in a data dir of its own, `<devnet>/providers/<name>`. They are run by this
+//! binary itself as a subprocess (`krypton --data-dir <that dir> --account ADDRESS provider up`,
+//! the devnet accounts imported into that dir's wallet), so a devnet provider is nothing but a
+//! provider, started, stopped and inspected with the ordinary commands, and `provider_cmd` keeps
+//! its single-provider-per-data-dir shape. `down` stops them (`provider down` in each dir) before
+//! the node; `status` shows them.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,18 +23,30 @@ use krypton_chain::krypton::{KryptonContract, contract_deployment_script, contra
 use krypton_chain::nep17::{self, Asset};
 use krypton_chain::script::ScriptBuilder;
 use krypton_chain::{Account, Progress, RpcClient, Sender};
-use krypton_wallet::{Nep6Wallet, PrivateKey, PublicKey, ScriptHash, VerificationScript};
+use krypton_wallet::{
+    Keychain, KeystoreKind, Nep6Wallet, PrivateKey, PublicKey, ScriptHash, VerificationScript,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::context::Context;
+use crate::context::{Context, keychain_namespace};
 use crate::daemon;
 use crate::output::Output;
 
 /// Password of the devnet's own wallet files (test keys only; never use them elsewhere).
 pub const DEVNET_PASSWORD: &str = "devnet";
 /// The named test accounts `up` creates and funds.
-const NAMED_ACCOUNTS: &[&str] = &["owner", "alice", "bob", "provider-a", "provider-b"];
+const NAMED_ACCOUNTS: &[&str] = &[
+    "owner",
+    "alice",
+    "bob",
+    "provider-a",
+    "provider-b",
+    "provider-c",
+    "provider-d",
+];
+/// The named accounts `up --providers N` runs as providers, the first N of them.
+const PROVIDERS: &[&str] = &["provider-a", "provider-b", "provider-c", "provider-d"];
 /// GAS each named account gets.
 const NAMED_ACCOUNT_GAS: &str = "1000";
 /// Compiled contract, committed beside its source and checked by `contract/check.sh`.
@@ -36,15 +57,22 @@ const CONTRACT_NAME: &str = "Krypton";
 /// Devnet subcommands.
 #[derive(Subcommand, Debug)]
 pub enum DevnetCmd {
-    /// Start the devnet (idempotent): node, contract, funded test accounts
+    /// Start the devnet (idempotent): node, contract, funded test accounts [, providers]
     Up {
         /// RPC port on 127.0.0.1 [default: the previous one, else a free port]
         #[arg(long)]
         rpc_port: Option<u16>,
+        /// Also run N KRYPTON providers on loopback (provider-a, provider-b, …; at most 4), each
+        /// as `krypton provider up` does, in <data dir>/devnet/providers/<name>
+        #[arg(long, value_name = "N")]
+        providers: Option<usize>,
+        /// PSTN gateway HOST:PORT: every provider's trunk for phone numbers (needs --providers)
+        #[arg(long, value_name = "HOST:PORT")]
+        trunk: Option<String>,
     },
-    /// Stop the node (the chain is kept)
+    /// Stop the devnet's providers, then the node (the chain is kept)
     Down,
-    /// Is it running, at which height
+    /// Is it running, at which height, and its providers
     Status,
     /// Send GAS (and optionally NEO) from the devnet's committee account
     Fund {
@@ -72,6 +100,9 @@ pub struct DevnetState {
     pub funded: bool,
     /// Named test accounts.
     pub accounts: Vec<NamedAccount>,
+    /// Addresses of named accounts added to an older devnet and not funded yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unfunded: Vec<String>,
 }
 
 /// A named test account.
@@ -113,10 +144,43 @@ impl DevnetState {
 pub async fn run(ctx: &Context, cmd: DevnetCmd, out: &Output) -> anyhow::Result<()> {
     let dir = ctx.devnet_dir();
     match cmd {
-        DevnetCmd::Up { rpc_port } => up(&dir, rpc_port, out).await,
+        DevnetCmd::Up {
+            rpc_port,
+            providers,
+            trunk,
+        } => {
+            let n = providers.unwrap_or(0);
+            if n > PROVIDERS.len() {
+                bail!(
+                    "the devnet runs at most {} providers ({}): use --providers {} or fewer",
+                    PROVIDERS.len(),
+                    PROVIDERS.join(", "),
+                    PROVIDERS.len()
+                );
+            }
+            if trunk.is_some() && n == 0 {
+                bail!(
+                    "--trunk is the trunk of the devnet's providers: add --providers N (1 to {})",
+                    PROVIDERS.len()
+                );
+            }
+            let mut result = up(&dir, rpc_port, out).await?;
+            result["providers"] = json!(up_providers(ctx, &dir, n, trunk.as_deref(), out).await?);
+            out.result(result);
+            Ok(())
+        }
         DevnetCmd::Down => {
+            // The providers first: their services must not lose the chain under them.
+            let (providers, failed) = down_providers(ctx, &dir).await;
             let stopped = stop(&dir).await?;
-            out.result(json!({"stopped": stopped, "data_dir": dir}));
+            if let Some(e) = failed {
+                return Err(e.context(
+                    "the node is stopped, but a provider did not stop: run `krypton devnet down` again",
+                ));
+            }
+            out.result(
+                json!({"stopped": stopped, "providers_stopped": providers, "data_dir": dir}),
+            );
             Ok(())
         }
         DevnetCmd::Status => {
@@ -133,6 +197,7 @@ pub async fn run(ctx: &Context, cmd: DevnetCmd, out: &Output) -> anyhow::Result<
                 "rpc": st.as_ref().map(DevnetState::rpc_url),
                 "height": height,
                 "contract": st.as_ref().and_then(|s| s.contract.clone()),
+                "providers": providers_status(ctx, &dir).await?,
             }));
             Ok(())
         }
@@ -312,7 +377,7 @@ ApplicationConfiguration:
     )
 }
 
-async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<()> {
+async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<serde_json::Value> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut st = match DevnetState::load(dir)? {
         Some(st) => st,
@@ -335,9 +400,11 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
                 contract: None,
                 funded: false,
                 accounts,
+                unfunded: Vec::new(),
             }
         }
     };
+    add_missing_accounts(dir, &mut st)?;
     if running_pid(dir).is_some() {
         if let Some(p) = rpc_port.filter(|p| *p != st.rpc_port) {
             bail!(
@@ -368,15 +435,18 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
     // A node left running by an earlier `up` (or the one just started) must answer.
     wait_for_rpc(dir, &rpc, None).await?;
     let version = rpc.get_version().await?;
-    if !st.funded {
+    if !st.funded || !st.unfunded.is_empty() {
         out.note("funding the named test accounts…");
         let amount = nep17::parse_amount(NAMED_ACCOUNT_GAS, Asset::Gas)?;
         let mut transfers = Vec::new();
         for a in &st.accounts {
-            transfers.push((Asset::Gas, ScriptHash::from_address(&a.address)?, amount));
+            if !st.funded || st.unfunded.contains(&a.address) {
+                transfers.push((Asset::Gas, ScriptHash::from_address(&a.address)?, amount));
+            }
         }
         fund(dir, &rpc, &transfers, out).await?;
         st.funded = true;
+        st.unfunded.clear();
         st.save(dir)?;
     }
     let deployed = match &st.contract {
@@ -410,7 +480,7 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
         st.contract = Some(hash.to_hex());
         st.save(dir)?;
     }
-    out.result(json!({
+    Ok(json!({
         "rpc": st.rpc_url(),
         "network_magic": version.protocol.network,
         "ms_per_block": version.protocol.ms_per_block,
@@ -421,8 +491,265 @@ async fn up(dir: &Path, rpc_port: Option<u16>, out: &Output) -> anyhow::Result<(
         "accounts_password": DEVNET_PASSWORD,
         "data_dir": dir,
         "pid": running_pid(dir),
-    }));
-    Ok(())
+    }))
+}
+
+/// Adds the named accounts that a devnet made by an older `krypton` lacks (provider-c,
+/// provider-d) to `accounts.json` and the state; the next funding funds them.
+fn add_missing_accounts(dir: &Path, st: &mut DevnetState) -> anyhow::Result<()> {
+    let missing: Vec<&str> = NAMED_ACCOUNTS
+        .iter()
+        .copied()
+        .filter(|n| !st.accounts.iter().any(|a| a.name == *n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let path = dir.join("accounts.json");
+    let mut w = read_wallet(&path)?;
+    for name in missing {
+        let address = w.add_account_from_key(&PrivateKey::generate(), DEVNET_PASSWORD, name)?;
+        st.unfunded.push(address.clone());
+        st.accounts.push(NamedAccount {
+            name: name.to_string(),
+            address,
+        });
+    }
+    std::fs::write(&path, w.to_json_pretty())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    st.save(dir)
+}
+
+/// The data dir of the devnet provider `name`.
+fn provider_data_dir(dir: &Path, name: &str) -> PathBuf {
+    dir.join("providers").join(name)
+}
+
+/// The devnet providers that have a data dir, in order.
+fn existing_providers(dir: &Path) -> Vec<&'static str> {
+    PROVIDERS
+        .iter()
+        .copied()
+        .filter(|n| provider_data_dir(dir, n).join("provider").is_dir())
+        .collect()
+}
+
+/// Runs this `krypton` binary as `krypton --data-dir DATA_DIR --json [--keystore K] ARGS` with
+/// `stdin`, and returns its JSON result (its error as an error).
+async fn krypton_json(
+    ctx: &Context,
+    data_dir: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> anyhow::Result<serde_json::Value> {
+    use tokio::io::AsyncWriteExt as _;
+    let exe = std::env::current_exe().context("cannot find the krypton binary itself")?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("--data-dir").arg(data_dir).arg("--json");
+    if let Some(k) = ctx.keystore() {
+        cmd.args(["--keystore", k]);
+    }
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run `krypton {}`", args.join(" ")))?;
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(stdin.as_bytes()).await?;
+    }
+    let o = child.wait_with_output().await?;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let result = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+    match result {
+        Some(v) if o.status.success() => Ok(v),
+        Some(v) if v["error"].is_string() => Err(anyhow!("{}", v["error"].as_str().unwrap_or(""))),
+        _ => {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(10).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "`krypton --data-dir {} {}` failed ({}):\n{}",
+                data_dir.display(),
+                args.join(" "),
+                o.status,
+                tail.join("\n")
+            )
+        }
+    }
+}
+
+/// Puts the devnet's named accounts into the wallet of a provider's data dir (the keychain
+/// store this command uses), unless it already holds `address`.
+async fn ensure_provider_wallet(
+    ctx: &Context,
+    data_dir: &Path,
+    accounts_file: &Path,
+    address: &str,
+) -> anyhow::Result<()> {
+    let kind = match ctx.keystore() {
+        Some(k) => k.parse::<KeystoreKind>()?,
+        None => KeystoreKind::platform_default()
+            .ok_or_else(|| anyhow!("no keychain on this platform; pass --keystore"))?,
+    };
+    let kc = Keychain::open(kind, &keychain_namespace(data_dir))?;
+    let json = std::fs::read_to_string(accounts_file)
+        .with_context(|| format!("cannot read {}", accounts_file.display()))?;
+    let address = address.to_string();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        if kc.load()?.is_some_and(|w| w.account(&address).is_some()) {
+            return Ok(());
+        }
+        kc.import_nep6(&json, Some(DEVNET_PASSWORD))?;
+        Ok(())
+    })
+    .await?
+}
+
+/// `provider up` for the first `n` devnet providers (after `up`: the node runs and the contract
+/// is deployed), one after the other, each in its own data dir; returns their `provider status`
+/// with `name` and `address`. A provider already running stays as it is, unless its trunk or the
+/// devnet's RPC changed: then it is stopped and started again to take them.
+async fn up_providers(
+    ctx: &Context,
+    dir: &Path,
+    n: usize,
+    trunk: Option<&str>,
+    out: &Output,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let st = DevnetState::load(dir)?.ok_or_else(|| anyhow!("the devnet has no state.json"))?;
+    let contract = st
+        .contract
+        .clone()
+        .ok_or_else(|| anyhow!("the devnet has no contract yet: run `krypton devnet up`"))?;
+    let rpc = st.rpc_url();
+    let mut result = Vec::new();
+    for name in PROVIDERS.iter().copied().take(n) {
+        let address = st
+            .accounts
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.address.clone())
+            .ok_or_else(|| anyhow!("the devnet has no {name} account"))?;
+        let data_dir = provider_data_dir(dir, name);
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
+        ensure_provider_wallet(ctx, &data_dir, &dir.join("accounts.json"), &address)
+            .await
+            .with_context(|| format!("cannot put the devnet accounts into {name}'s wallet"))?;
+        // A running service keeps the trunk and RPC it started with.
+        let previous: Option<serde_json::Value> =
+            std::fs::read_to_string(data_dir.join("provider/state.json"))
+                .ok()
+                .and_then(|s| serde_json::from_str(&s).ok());
+        if let Some(p) = &previous {
+            let trunk_changed = trunk.is_some_and(|t| p["trunk"].as_str() != Some(t));
+            let rpc_changed = p["rpc"] != json!([rpc]);
+            if trunk_changed || rpc_changed {
+                let stopped = krypton_json(ctx, &data_dir, &["provider", "down"], "").await?;
+                if stopped["stopped"] == true {
+                    out.note(&format!(
+                        "{name} was running with another {}: restarting it",
+                        if trunk_changed { "trunk" } else { "devnet RPC" }
+                    ));
+                }
+            }
+        }
+        out.note(&format!("provider up: {name} ({address})…"));
+        let mut args = vec![
+            "--network",
+            &rpc,
+            "--contract",
+            &contract,
+            "--account",
+            &address,
+            "--password-stdin",
+            "provider",
+            "up",
+        ];
+        if let Some(t) = trunk {
+            args.extend(["--trunk", t]);
+        }
+        let status = krypton_json(ctx, &data_dir, &args, &format!("{DEVNET_PASSWORD}\n"))
+            .await
+            .with_context(|| {
+                format!(
+                    "{name} did not start (its data dir is {}; its logs are in its provider/ folder): fix that, then run `krypton devnet up --providers {n}` again",
+                    data_dir.display()
+                )
+            })?;
+        result.push(named(name, &address, &data_dir, status));
+    }
+    // Providers started earlier beyond the first n keep running: show them too.
+    for name in existing_providers(dir).into_iter().skip(n) {
+        result.push(provider_status(ctx, dir, name).await?);
+    }
+    Ok(result)
+}
+
+/// `provider status` of a devnet provider, with `name`, `address` and `data_dir`.
+async fn provider_status(
+    ctx: &Context,
+    dir: &Path,
+    name: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let data_dir = provider_data_dir(dir, name);
+    let status = krypton_json(ctx, &data_dir, &["provider", "status"], "").await?;
+    let address = status["provider"].as_str().unwrap_or_default().to_string();
+    Ok(named(name, &address, &data_dir, status))
+}
+
+/// `{"name", "address", "data_dir"}` followed by the provider's `provider status`.
+fn named(
+    name: &str,
+    address: &str,
+    data_dir: &Path,
+    status: serde_json::Value,
+) -> serde_json::Value {
+    let mut v = json!({"name": name, "address": address, "data_dir": data_dir});
+    if let (Some(v), serde_json::Value::Object(status)) = (v.as_object_mut(), status) {
+        v.extend(status);
+    }
+    v
+}
+
+async fn providers_status(ctx: &Context, dir: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut v = Vec::new();
+    for name in existing_providers(dir) {
+        v.push(provider_status(ctx, dir, name).await?);
+    }
+    Ok(v)
+}
+
+/// `provider down` in every devnet provider's dir: the names of those that were running, and
+/// the first error (the others are still stopped).
+async fn down_providers(ctx: &Context, dir: &Path) -> (Vec<&'static str>, Option<anyhow::Error>) {
+    let (mut stopped, mut failed) = (Vec::new(), None);
+    for name in existing_providers(dir) {
+        match krypton_json(
+            ctx,
+            &provider_data_dir(dir, name),
+            &["provider", "down"],
+            "",
+        )
+        .await
+        {
+            Ok(v) if v["stopped"] == true => stopped.push(name),
+            Ok(_) => {}
+            Err(e) => {
+                if failed.is_none() {
+                    failed = Some(e.context(format!("{name} did not stop")));
+                }
+            }
+        }
+    }
+    (stopped, failed)
 }
 
 /// Starts the node and waits until its RPC answers. A node that dies before writing a single log
