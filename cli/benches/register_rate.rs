@@ -32,14 +32,17 @@
 //! and `--kemi FILE` (restart it with this KEMI script instead of provider/kamailio/krypton.py).
 //! The whole run takes well under a minute besides the devnet's start.
 //!
-//! Measured on the 2-core dev VM (commit cdd0bba, defaults, client and provider sharing both cores):
-//! warm 1,055 REGISTER/s, handshake p50 45 ms / p99 65 ms (second leg p50 22 / p99 35 ms), no
-//! failures; CPU per admitted REGISTER: Kamailio 873 µs, service 595 µs, client 320 µs. Cold: the
-//! first REGISTER admitted 122 ms after the kill, 1,142/s (p99 57 ms) over the next 3 s, 48 503s.
-//! Below the 2,000/s target: the provider spends ~1.5 ms of CPU per REGISTER (two Python
-//! `http.client` calls to the service per handshake, and p256's ES256 verify at ~370 µs). With a
-//! Kamailio-made nonce, a raw-socket HTTP client in the KEMI script, and ring's P-256 verify outside
-//! the cache lock, the same run gave 2,237/s, p50 21 ms / p99 36 ms (552 µs per REGISTER).
+//! Measured on the 2-core dev VM (defaults, client and provider sharing both cores):
+//!
+//! - before (commit cdd0bba): warm 1,055 REGISTER/s, handshake p50 45 ms / p99 65 ms; CPU per
+//!   admitted REGISTER: Kamailio 873 µs, service 595 µs. The costs were two Python `http.client`
+//!   calls to the service per handshake and p256's ES256 verify (~370 µs).
+//! - after f30140d (Kamailio makes the nonce, raw-socket HTTP in the KEMI script, ring's P-256
+//!   verify outside the cache lock): warm 1,932 / 2,707 / 2,207 / 2,314 REGISTER/s in four quiet
+//!   runs, p50 18–25 ms / p99 29–40 ms, no failures; provider CPU 465–676 µs per REGISTER. Cold:
+//!   first admit 136 ms–1.05 s after the kill (the restarted service refuses nonces dated in its
+//!   start second, so the first admit waits for the next second), then 1,953–2,343/s, p99
+//!   31–39 ms over 3 s.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
