@@ -4,7 +4,7 @@
 //! finding the other through the chain (AUTH.md §6), with speech both ways (PESQ) and hang-up
 //! from either side. They follow the chain: an on-chain `unregister` ends a phone's registration
 //! at its next refresh, and a provider service restart is ridden out (503, then registered
-//! again, rebuilt from the chain).
+//! again, and calls and messages go through again, rebuilt from the chain).
 
 mod common;
 
@@ -128,6 +128,16 @@ fn wallet_phones_call_and_message_by_neo_address_and_follow_the_chain() {
     pa.run(&["provider", "up"], "").ok();
     a.wait_any("registered", Duration::from_secs(30))
         .expect("registered again after the service came back");
+    // Calls and messages work again through the restarted service (its route and peer caches
+    // rebuilt from the chain): Alice calls Bob at B, hangs up; a message each way.
+    a.send(json!({"cmd": "call", "to": bob})).unwrap();
+    let est = a.wait_any("established", T).unwrap();
+    b.wait_any("established", T).unwrap();
+    a.send(json!({"cmd": "hangup", "call": est["call"]})).unwrap();
+    assert_eq!(a.wait_any("ended", T).unwrap()["reason"], "local_hangup");
+    assert_eq!(b.wait_any("ended", T).unwrap()["reason"], "remote_hangup");
+    message(&mut a, &mut b, &bob, &alice, "after the restart");
+    message(&mut b, &mut a, &alice, &bob, "still here");
 
     // Bob leaves the provider on chain: his next refresh is refused with the chain's reason.
     d.run(&["--account", &bob, "--password-stdin", "unregister"], PW)
