@@ -133,7 +133,8 @@ fn wallet_phones_call_and_message_by_neo_address_and_follow_the_chain() {
     a.send(json!({"cmd": "call", "to": bob})).unwrap();
     let est = a.wait_any("established", T).unwrap();
     b.wait_any("established", T).unwrap();
-    a.send(json!({"cmd": "hangup", "call": est["call"]})).unwrap();
+    a.send(json!({"cmd": "hangup", "call": est["call"]}))
+        .unwrap();
     assert_eq!(a.wait_any("ended", T).unwrap()["reason"], "local_hangup");
     assert_eq!(b.wait_any("ended", T).unwrap()["reason"], "remote_hangup");
     message(&mut a, &mut b, &bob, &alice, "after the restart");
