@@ -256,24 +256,16 @@ fn register_msg(
     cseq: u32,
     auth: Option<&str>,
 ) -> String {
-    let auth = auth
-        .map(|a| format!("Authorization: Bearer {a}\r\n"))
-        .unwrap_or_default();
-    format!(
-        "REGISTER sip:{realm} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}.{cseq};rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:{user}@{realm}>;tag={call_id}\r\n\
-         To: <sip:{user}@{realm}>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: {cseq} REGISTER\r\n\
-         Contact: <sip:{user}@{local}>;+sip.instance=\"<{inst}>\";reg-id=1\r\n\
-         Expires: 60\r\n\
-         Supported: krypton\r\n\
-         {auth}Content-Length: 0\r\n\r\n",
-        realm = t.realm,
-        user = u.address,
-        inst = u.instance,
+    let auth = auth.map(|a| format!("Bearer {a}"));
+    common::raw_register(
+        &t.realm,
+        &u.address,
+        local,
+        call_id,
+        cseq,
+        &u.instance,
+        60,
+        auth.as_deref(),
     )
 }
 

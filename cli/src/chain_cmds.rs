@@ -243,30 +243,10 @@ pub async fn send(
     Ok(())
 }
 
-/// `provider deploy|undeploy`.
-/// `provider deploy --location` (`Some`) and `provider undeploy` (`None`): the transaction's result
-/// as printed by the command.
+/// `provider deploy --location L` (`location` only), `provider undeploy` (neither) and `provider
+/// up`'s one transaction (deploy and/or set the peer key as the provider's device key, AUTH.md
+/// §6): the transaction's result as printed by the command.
 pub async fn provider_tx(
-    ctx: &Context,
-    location: Option<&str>,
-    out: &Output,
-) -> anyhow::Result<Value> {
-    let c = ctx.contract()?;
-    let (me, o) = sign_and_send(ctx, out, |me| match location {
-        Some(l) => (c.deploy_script(me, l), 0),
-        None => (c.undeploy_script(me), 0),
-    })
-    .await?;
-    let mut fields = json!({"provider": me.to_address()});
-    if let Some(l) = location {
-        fields["location"] = json!(l);
-    }
-    Ok(tx_result(&o, Some(&c.hash), fields))
-}
-
-/// `provider up`'s one transaction: deploy at `location` and/or set the peer key as the
-/// provider's device key (AUTH.md §6), whichever is given.
-pub async fn provider_setup_tx(
     ctx: &Context,
     location: Option<&str>,
     peer_key: Option<&PublicKey>,
@@ -274,6 +254,9 @@ pub async fn provider_setup_tx(
 ) -> anyhow::Result<Value> {
     let c = ctx.contract()?;
     let (me, o) = sign_and_send(ctx, out, |me| {
+        if location.is_none() && peer_key.is_none() {
+            return (c.undeploy_script(me), 0);
+        }
         let mut script = Vec::new();
         if let Some(l) = location {
             script.extend(c.deploy_script(me, l));

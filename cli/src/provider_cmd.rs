@@ -61,9 +61,9 @@ pub async fn run(ctx: &Context, cmd: ProviderCmd, out: &Output) -> anyhow::Resul
     let dir = ctx.data_dir.join("provider");
     match cmd {
         ProviderCmd::Deploy { location } => {
-            out.result(chain_cmds::provider_tx(ctx, Some(&location), out).await?)
+            out.result(chain_cmds::provider_tx(ctx, Some(&location), None, out).await?)
         }
-        ProviderCmd::Undeploy => out.result(chain_cmds::provider_tx(ctx, None, out).await?),
+        ProviderCmd::Undeploy => out.result(chain_cmds::provider_tx(ctx, None, None, out).await?),
         ProviderCmd::Up { sip, trunk } => up(ctx, &dir, sip, trunk, out).await?,
         ProviderCmd::Down => {
             let stopped = stop(&dir).await?;
@@ -335,7 +335,7 @@ async fn setup_on_chain(
         out.note("authorising the provider's peer key on chain (setDeviceKey)…");
     }
     let peer = (!key_set).then_some(&public);
-    chain_cmds::provider_setup_tx(ctx, deploy, peer, out).await?;
+    chain_cmds::provider_tx(ctx, deploy, peer, out).await?;
     Ok(())
 }
 

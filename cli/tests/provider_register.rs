@@ -180,24 +180,15 @@ impl Registrar {
     fn register(&mut self, user: &str, call_id: &str, authorization: Option<&str>) -> Response {
         self.cseq += 1;
         let local = self.sock.local_addr().unwrap();
-        let auth = authorization
-            .map(|a| format!("Authorization: {a}\r\n"))
-            .unwrap_or_default();
-        let msg = format!(
-            "REGISTER sip:{realm} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch=z9hG4bK{cid}{cseq};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:{user}@{realm}>;tag=t{cseq}\r\n\
-             To: <sip:{user}@{realm}>\r\n\
-             Call-ID: {cid}\r\n\
-             CSeq: {cseq} REGISTER\r\n\
-             Contact: <sip:{user}@{local}>;+sip.instance=\"<{INSTANCE}>\";reg-id=1\r\n\
-             Expires: 3600\r\n\
-             Supported: krypton\r\n\
-             {auth}Content-Length: 0\r\n\r\n",
-            realm = self.realm,
-            cid = call_id,
-            cseq = self.cseq,
+        let msg = common::raw_register(
+            &self.realm,
+            user,
+            local,
+            call_id,
+            self.cseq,
+            INSTANCE,
+            3600,
+            authorization,
         );
         self.sock.send_to(msg.as_bytes(), self.to).unwrap();
         let mut buf = vec![0u8; 65535];

@@ -407,38 +407,19 @@ mod tests {
         let mut c = Peering::new(w.b_addr, "x", None, None);
         c.me = PrivateKey::generate().public_key().script_hash();
         assert!(c.admit(&w.reg, &t, "c1", &bob, NOW).is_err());
-        // Signed by the provider's wallet key, not the peer key on chain.
-        let wallet_signed = {
-            let k = PrivateKey::generate();
-            let mut claims = Claims::provider(
-                &k.public_key().address(),
-                &w.b_addr.to_address(),
-                "c1",
-                &alice,
-                &bob,
-                NOW,
-                60,
-            );
+        let b_address = w.b_addr.to_address();
+        let signed_by = |k: &PrivateKey, iss: &str| {
+            let mut claims = Claims::provider(iss, &b_address, "c1", &alice, &bob, NOW, 60);
             claims.nonce = Some("n".into());
-            mint(&k, &claims)
+            mint(k, &claims)
         };
-        let e = refused(&mut w, &wallet_signed, "c1", &bob, NOW);
+        // Signed by an address that is not a deployed provider.
+        let stranger = PrivateKey::generate();
+        let undeployed = signed_by(&stranger, &stranger.public_key().address());
+        let e = refused(&mut w, &undeployed, "c1", &bob, NOW);
         assert!(e.reason.contains("is not deployed"), "{e:?}");
         // A deployed provider's address with a key that is not its device key.
-        let forged = {
-            let k = PrivateKey::generate();
-            let mut claims = Claims::provider(
-                &w.a.me.to_address(),
-                &w.b_addr.to_address(),
-                "c1",
-                &alice,
-                &bob,
-                NOW,
-                60,
-            );
-            claims.nonce = Some("n".into());
-            mint(&k, &claims)
-        };
+        let forged = signed_by(&PrivateKey::generate(), &w.a.me.to_address());
         let e = refused(&mut w, &forged, "c1", &bob, NOW);
         assert!(
             e.reason.contains("not signed with the provider's key"),

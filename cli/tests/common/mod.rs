@@ -293,6 +293,37 @@ impl Devnet {
     }
 }
 
+/// A raw REGISTER for `user` at `realm` as a KRYPTON phone sends it (`Supported: krypton`,
+/// `+sip.instance`), from `local`; `authorization` is the whole header value, e.g. `Bearer …`.
+#[allow(clippy::too_many_arguments)]
+pub fn raw_register(
+    realm: &str,
+    user: &str,
+    local: std::net::SocketAddr,
+    call_id: &str,
+    cseq: u32,
+    instance: &str,
+    expires: u32,
+    authorization: Option<&str>,
+) -> String {
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "REGISTER sip:{realm} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}.{cseq};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:{user}@{realm}>;tag=t{cseq}\r\n\
+         To: <sip:{user}@{realm}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:{user}@{local}>;+sip.instance=\"<{instance}>\";reg-id=1\r\n\
+         Expires: {expires}\r\n\
+         Supported: krypton\r\n\
+         {auth}Content-Length: 0\r\n\r\n"
+    )
+}
+
 /// `from` writes to `to_addr`: delivered, and `to` shows it from `from_addr`.
 pub fn assert_message(
     from: &mut krypton_testkit::KryptonPhone,
