@@ -119,15 +119,36 @@ fn print_text(v: &Value, indent: usize) {
 /// SIP traffic on a test machine.
 pub fn init_tracing() {
     let spec = std::env::var("KRYPTON_LOG").unwrap_or_else(|_| "warn".to_string());
-    let mut filter = tracing_subscriber::EnvFilter::try_new(&spec)
+    let filter = log_filter(&spec);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The log filter for a `KRYPTON_LOG` value (see [`init_tracing`]).
+fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     if !spec.contains("rsipstack")
         && let Ok(quiet) = "rsipstack::transport=warn".parse()
     {
         filter = filter.add_directive(quiet);
     }
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    filter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn whole_sip_messages_stay_out_of_the_log_unless_asked_for() {
+        for spec in ["debug", "info", "trace", "krypton_sip=debug"] {
+            let f = log_filter(spec).to_string();
+            assert!(f.contains("rsipstack::transport=warn"), "{spec}: {f}");
+        }
+        let f = log_filter("debug,rsipstack::transport=info").to_string();
+        assert!(!f.contains("rsipstack::transport=warn"), "{f}");
+    }
 }

@@ -1,0 +1,15 @@
+// The one list of the app's IPC commands, as `module::command` (the module under `commands/`).
+//
+// It is read three times, so a command cannot be added in one place and forgotten in another:
+// build.rs declares each in the app's ACL manifest (permission `allow-<command>`, `_` → `-`),
+// lib.rs registers each with `generate_handler!` and exports the names as `COMMANDS`, and the
+// tests call every one of them (the secret-leak test) and check `capabilities/main.json` grants
+// exactly these. The webview may call a command only if a capability grants it.
+app_commands! {
+    wallet::wallet_status,
+    wallet::wallet_create,
+    wallet::wallet_unlock,
+    wallet::wallet_lock,
+    wallet::wallet_backup,
+    wallet::wallet_import_nep6,
+}

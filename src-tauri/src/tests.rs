@@ -1,0 +1,348 @@
+//! Command-layer tests through Tauri's mock runtime: the real `tauri.conf.json` and capabilities
+//! (so the ACL is enforced), a mock `main` webview, and IPC requests as the UI sends them. The
+//! wallet lives in the in-memory mock keychain store, one namespace per test (a temp data dir).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use krypton_wallet::{Keychain, KeystoreKind, Nep6Wallet, PrivateKey};
+use serde_json::{Value, json};
+use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
+use tauri::{App, WebviewWindow};
+
+use crate::COMMANDS;
+use crate::config::DesktopConfig;
+
+const PASSWORD: &str = "correct horse battery";
+
+struct TestApp {
+    _app: App<MockRuntime>,
+    main: WebviewWindow<MockRuntime>,
+    other: WebviewWindow<MockRuntime>,
+    config: DesktopConfig,
+    dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DesktopConfig::new(&dir.path().join("data"), KeystoreKind::Mock).unwrap();
+        let app = crate::builder(mock_builder(), config.clone())
+            .build(tauri::generate_context!())
+            .expect("mock app");
+        let main = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .expect("main webview");
+        // A window no capability names: the ACL must refuse it everything.
+        let other = tauri::WebviewWindowBuilder::new(&app, "other", Default::default())
+            .build()
+            .expect("other webview");
+        TestApp {
+            _app: app,
+            main,
+            other,
+            config,
+            dir,
+        }
+    }
+
+    fn invoke_in(
+        &self,
+        w: &WebviewWindow<MockRuntime>,
+        cmd: &str,
+        args: Value,
+    ) -> Result<Value, Value> {
+        get_ipc_response(
+            w,
+            tauri::webview::InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: tauri::ipc::InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|b| b.deserialize::<Value>().expect("JSON response"))
+    }
+
+    fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        self.invoke_in(&self.main, cmd, args)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    fn keychain(&self) -> Keychain {
+        Keychain::open(KeystoreKind::Mock, &self.config.keychain_namespace()).unwrap()
+    }
+}
+
+/// A NEP-6 file as another wallet (neo-go, Neon) writes it, with one key; returns the key.
+fn foreign_wallet(path: &Path, password: &str) -> PrivateKey {
+    let key = PrivateKey::generate();
+    let mut w = Nep6Wallet::default();
+    let a = w.add_account_from_key(&key, password, "imported").unwrap();
+    w.set_default(&a).unwrap();
+    std::fs::write(path, w.to_json_pretty()).unwrap();
+    key
+}
+
+/// Every way a key could be written down.
+fn key_forms(k: &PrivateKey) -> Vec<String> {
+    let hex: String = k.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    vec![k.to_wif().to_string(), hex.to_uppercase(), hex]
+}
+
+#[test]
+fn first_run_create_shows_address_and_backup_is_encrypted_nep6() {
+    let t = TestApp::new();
+    let s = t.invoke("wallet_status", json!({})).unwrap();
+    assert_eq!(s["state"], "none");
+    assert_eq!(s["accounts"], json!([]));
+
+    let s = t
+        .invoke("wallet_create", json!({ "password": PASSWORD }))
+        .unwrap();
+    assert_eq!(s["state"], "unlocked");
+    let address = s["defaultAddress"].as_str().unwrap().to_string();
+    assert!(address.starts_with('N') && address.len() == 34, "{address}");
+    assert_eq!(s["accounts"][0]["address"], address.as_str());
+
+    let s = t.invoke("wallet_status", json!({})).unwrap();
+    assert_eq!(s["state"], "unlocked");
+    assert_eq!(s["defaultAddress"], address.as_str());
+
+    // A second create is refused and changes nothing.
+    let err = t
+        .invoke("wallet_create", json!({ "password": PASSWORD }))
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("already a wallet"), "{err}");
+
+    let backup = t.path("backup.json");
+    let r = t
+        .invoke("wallet_backup", json!({ "path": backup }))
+        .unwrap();
+    assert_eq!(r["accounts"], 1);
+    let text = std::fs::read_to_string(&backup).unwrap();
+    let w = Nep6Wallet::from_json(&text).expect("backup is NEP-6");
+    assert_eq!(w.accounts()[0].address(), address);
+    assert!(w.accounts()[0].nep2_key().unwrap().starts_with("6P"));
+    let key = w.decrypt_account(&address, PASSWORD).unwrap();
+    for form in key_forms(&key) {
+        assert!(!text.contains(&form), "the backup holds the plain key");
+    }
+    assert!(!text.contains(PASSWORD));
+    // Never overwrites.
+    let err = t
+        .invoke("wallet_backup", json!({ "path": backup }))
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("exists already"), "{err}");
+
+    let s = t.invoke("wallet_lock", json!({})).unwrap();
+    assert_eq!(s["state"], "locked");
+    let err = t
+        .invoke("wallet_unlock", json!({ "password": "not the password" }))
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("try again"), "{err}");
+    let s = t
+        .invoke("wallet_unlock", json!({ "password": PASSWORD }))
+        .unwrap();
+    assert_eq!(s["state"], "unlocked");
+}
+
+#[test]
+fn bad_input_gets_errors_that_say_what_to_do() {
+    let t = TestApp::new();
+    let err = t
+        .invoke("wallet_create", json!({ "password": "short" }))
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("at least 8"), "{err}");
+    let err = t
+        .invoke("wallet_backup", json!({ "path": t.path("b.json") }))
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("create one first"), "{err}");
+    let err = t
+        .invoke("wallet_backup", json!({ "path": "relative.json" }))
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("full path"), "{err}");
+    let err = t
+        .invoke(
+            "wallet_import_nep6",
+            json!({ "path": t.path("missing.json"), "password": PASSWORD }),
+        )
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("check the path"), "{err}");
+    assert_eq!(
+        t.invoke("wallet_status", json!({})).unwrap()["state"],
+        "none"
+    );
+}
+
+#[test]
+fn import_nep6_then_wrong_password_is_refused() {
+    let t = TestApp::new();
+    let file = t.dir.path().join("neo-go.json");
+    let key = foreign_wallet(&file, PASSWORD);
+    let err = t
+        .invoke(
+            "wallet_import_nep6",
+            json!({ "path": file, "password": "wrong password" }),
+        )
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("try again"), "{err}");
+    assert_eq!(
+        t.invoke("wallet_status", json!({})).unwrap()["state"],
+        "none"
+    );
+    let s = t
+        .invoke(
+            "wallet_import_nep6",
+            json!({ "path": file, "password": PASSWORD }),
+        )
+        .unwrap();
+    assert_eq!(s["state"], "unlocked");
+    assert_eq!(s["defaultAddress"], key.public_key().address().as_str());
+    assert!(t.keychain().load().unwrap().is_some());
+}
+
+/// The webview cannot read a private key or a password back: every command (the list is
+/// `COMMANDS`, from the same source as the handler) is called with plausible arguments, the
+/// wrong ones too, and no answer, success or error, holds a password or any form of a key.
+#[test]
+fn no_command_returns_a_private_key_or_password() {
+    let t = TestApp::new();
+    let other_password = "another wallet's password";
+    let foreign = t.dir.path().join("foreign.json");
+    let foreign_key = foreign_wallet(&foreign, PASSWORD);
+    let foreign2 = t.dir.path().join("foreign2.json");
+    let foreign2_key = foreign_wallet(&foreign2, other_password);
+
+    let calls: Vec<(&str, Value)> = vec![
+        ("wallet_status", json!({})),
+        ("wallet_create", json!({ "password": PASSWORD })),
+        ("wallet_create", json!({ "password": PASSWORD })),
+        ("wallet_status", json!({})),
+        ("wallet_backup", json!({ "path": t.path("backup.json") })),
+        ("wallet_lock", json!({})),
+        ("wallet_unlock", json!({ "password": other_password })),
+        ("wallet_unlock", json!({ "password": PASSWORD })),
+        (
+            "wallet_import_nep6",
+            json!({ "path": foreign, "password": other_password }),
+        ),
+        (
+            "wallet_import_nep6",
+            json!({ "path": foreign, "password": PASSWORD }),
+        ),
+        (
+            "wallet_import_nep6",
+            json!({ "path": foreign2, "password": other_password }),
+        ),
+        ("wallet_status", json!({})),
+    ];
+    let called: BTreeSet<&str> = calls.iter().map(|(c, _)| *c).collect();
+    let all: BTreeSet<&str> = COMMANDS.iter().copied().collect();
+    assert_eq!(
+        called, all,
+        "add every new command to this test, with arguments that reach its secrets"
+    );
+
+    let mut answers = Vec::new();
+    for (cmd, args) in &calls {
+        let r = t.invoke(cmd, args.clone());
+        answers.push(format!(
+            "{cmd}: {}",
+            match r {
+                Ok(v) | Err(v) => v.to_string(),
+            }
+        ));
+    }
+
+    let w = t.keychain().load().unwrap().unwrap();
+    let created = w.accounts()[0].address().to_string();
+    let created_key = w.decrypt_account(&created, PASSWORD).unwrap();
+    let mut secrets = vec![PASSWORD.to_string(), other_password.to_string()];
+    for k in [&created_key, &foreign_key, &foreign2_key] {
+        secrets.extend(key_forms(k));
+    }
+    for a in &answers {
+        for s in &secrets {
+            assert!(!a.contains(s.as_str()), "an answer holds a secret: {a}");
+        }
+    }
+    // The answers did carry the wallet (so the scenario reached the keys).
+    assert!(answers.iter().any(|a| a.contains(&created)));
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.contains(&foreign_key.public_key().address()))
+    );
+}
+
+#[test]
+fn the_acl_refuses_a_window_without_a_grant() {
+    let t = TestApp::new();
+    for cmd in COMMANDS {
+        let err = t.invoke_in(&t.other, cmd, json!({})).unwrap_err();
+        assert!(
+            err.to_string().contains("not allowed"),
+            "{cmd} from an ungranted window: {err}"
+        );
+    }
+    // The same call from the main window goes through.
+    assert!(t.invoke("wallet_status", json!({})).is_ok());
+}
+
+#[test]
+fn main_capability_grants_exactly_the_commands() {
+    let caps: Value = serde_json::from_str(include_str!("../capabilities/main.json")).unwrap();
+    assert_eq!(caps["windows"], json!(["main"]));
+    let granted: BTreeSet<String> = caps["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    let want: BTreeSet<String> = COMMANDS
+        .iter()
+        .map(|c| format!("allow-{}", c.replace('_', "-")))
+        .collect();
+    assert_eq!(granted, want);
+}
+
+#[test]
+fn keychain_namespace_matches_the_cli() {
+    // cli/src/context.rs: hex(sha256(data dir)[..8])
+    let c = DesktopConfig {
+        data_dir: "/tmp/k1".into(),
+        keystore: KeystoreKind::Mock,
+    };
+    let h = krypton_wallet::sha256(b"/tmp/k1");
+    let want: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(c.keychain_namespace(), want);
+    assert_eq!(want.len(), 16);
+}
+
+#[test]
+fn args_and_env_choose_data_dir_and_keystore() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("d");
+    let c = DesktopConfig::from_env_and_args(
+        [
+            "--data-dir".to_string(),
+            d.to_string_lossy().into_owned(),
+            "--keystore=mock".into(),
+        ]
+        .into_iter(),
+    )
+    .unwrap();
+    assert_eq!(c.keystore, KeystoreKind::Mock);
+    assert_eq!(c.data_dir, d.canonicalize().unwrap());
+    assert!(
+        DesktopConfig::from_env_and_args(["--keystore".to_string(), "nope".into()].into_iter())
+            .is_err()
+    );
+}
