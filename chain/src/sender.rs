@@ -310,7 +310,7 @@ impl<'c> Sender<'c> {
     pub async fn send(
         &self,
         tx: &Transaction,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<TxOutcome, ChainError> {
         let txid = tx.txid();
         progress(Progress::Signed {
@@ -378,7 +378,7 @@ impl<'c> Sender<'c> {
         script: Vec<u8>,
         account: &Account<'_>,
         extra_gas: i64,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<TxOutcome, ChainError> {
         let tx = self.build(script, account, extra_gas).await?;
         self.send(&tx, progress).await

@@ -2,29 +2,14 @@
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use krypton_chain::RpcClient;
 use krypton_chain::krypton::KryptonContract;
-use krypton_wallet::{
-    Keychain, KeystoreKind, Nep6Account, Nep6Wallet, PrivateKey, ScriptHash, sha256,
-};
+use krypton_chain::{Network, RpcClient};
+use krypton_wallet::{Keychain, KeystoreKind, Nep6Account, Nep6Wallet, PrivateKey, ScriptHash};
 use zeroize::Zeroizing;
 
 use crate::Cli;
-use crate::devnet::DevnetState;
-
-/// Public RPC nodes per known network (tried in order, with failover).
-const TESTNET_RPC: &[&str] = &[
-    "https://testnet1.neo.coz.io:443",
-    "https://testnet2.neo.coz.io:443",
-];
-const MAINNET_RPC: &[&str] = &[
-    "https://mainnet1.neo.coz.io:443",
-    "https://mainnet2.neo.coz.io:443",
-    "https://mainnet3.neo.coz.io:443",
-];
 
 /// Shared settings of one `krypton` invocation.
 pub struct Context {
@@ -72,59 +57,24 @@ impl Context {
         self.data_dir.join("devnet")
     }
 
+    /// The selected network (`--network`, `--contract`) in this data dir.
+    pub fn network(&self) -> Network {
+        Network::new(&self.network, &self.data_dir, self.contract.as_deref())
+    }
+
     /// RPC endpoints of the selected network.
     pub fn rpc_endpoints(&self) -> anyhow::Result<Vec<String>> {
-        Ok(match self.network.as_str() {
-            "devnet" => {
-                let st = DevnetState::load(&self.devnet_dir())?.ok_or_else(|| {
-                    anyhow!(
-                        "there is no devnet in {}: start one with `krypton devnet up`",
-                        self.data_dir.display()
-                    )
-                })?;
-                vec![st.rpc_url()]
-            }
-            "testnet" => TESTNET_RPC.iter().map(|s| s.to_string()).collect(),
-            "mainnet" => MAINNET_RPC.iter().map(|s| s.to_string()).collect(),
-            urls if urls.starts_with("http://") || urls.starts_with("https://") => urls
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            other => bail!(
-                "unknown network {other:?}: use devnet, testnet, mainnet or an http(s) RPC URL"
-            ),
-        })
+        Ok(self.network().rpc_endpoints()?)
     }
 
     /// An RPC client for the selected network.
     pub fn rpc(&self) -> anyhow::Result<RpcClient> {
-        Ok(RpcClient::new(
-            self.rpc_endpoints()?,
-            Duration::from_secs(15),
-        )?)
+        Ok(self.network().rpc()?)
     }
 
     /// The KRYPTON contract on the selected network.
     pub fn contract(&self) -> anyhow::Result<KryptonContract> {
-        if let Some(c) = &self.contract {
-            let h = ScriptHash::from_hex(c).with_context(|| format!("--contract {c:?}"))?;
-            return Ok(KryptonContract::new(h));
-        }
-        match self.network.as_str() {
-            "devnet" => {
-                let st = DevnetState::load(&self.devnet_dir())?.ok_or_else(|| {
-                    anyhow!("there is no devnet here: start one with `krypton devnet up`")
-                })?;
-                let h = st.contract.ok_or_else(|| {
-                    anyhow!("the devnet has no KRYPTON contract yet: run `krypton devnet up`")
-                })?;
-                Ok(KryptonContract::new(ScriptHash::from_hex(&h)?))
-            }
-            n => bail!(
-                "the KRYPTON contract is not deployed on {n} yet, so KRYPTON knows no hash for it; pass --contract HASH"
-            ),
-        }
+        Ok(self.network().contract()?)
     }
 
     /// The keychain holding this data dir's wallet.
@@ -235,5 +185,5 @@ impl Context {
 
 /// A short, stable id of a data dir, so instances with different data dirs never share keychain entries.
 pub fn keychain_namespace(data_dir: &Path) -> String {
-    hex::encode(&sha256(data_dir.to_string_lossy().as_bytes())[..8])
+    Keychain::namespace_of(data_dir)
 }

@@ -127,7 +127,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    output::init_tracing();
+    krypton_core::logging::init();
     let out = Output::new(cli.json);
     // Before the runtime starts its threads: they must all share one session keyring.
     if let Err(e) = krypton_wallet::init_process_keyring() {

@@ -65,6 +65,10 @@ pub struct PhoneArgs {
     /// Exit when the call started with --call has ended
     #[arg(long)]
     quit_after_call: bool,
+    /// Report each established call's live quality (a `quality` event) every this many
+    /// milliseconds
+    #[arg(long, value_name = "MS")]
+    quality_every: Option<u64>,
     /// Local IP for SIP and RTP [default: 127.0.0.1]
     #[arg(long)]
     bind: Option<IpAddr>,
@@ -291,6 +295,9 @@ fn build_config(
     }
     if args.hangup_after.is_some() {
         config.hangup_after = args.hangup_after;
+    }
+    if args.quality_every.is_some() {
+        config.quality_interval_ms = args.quality_every;
     }
     if let Some(p) = &config.play {
         check_readable(p)?;

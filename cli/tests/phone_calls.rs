@@ -1,5 +1,5 @@
-//! Call features between `krypton phone`s through a real Kamailio: blind transfer (REFER) and a
-//! second call arriving while one is up (call waiting).
+//! Call features between `krypton phone`s through a real Kamailio: blind transfer (REFER), a
+//! second call arriving while one is up (call waiting), live quality reports.
 
 use std::path::Path;
 use std::time::Duration;
@@ -173,4 +173,52 @@ fn a_call_placed_after_a_quiet_spell_goes_out() {
     for p in [&mut alice, &mut bob] {
         assert!(p.quit(T).is_some_and(|s| s.success()));
     }
+}
+
+/// `--quality-every`: an established call reports its live figures on a period (what the
+/// desktop app draws), with counters that grow; none before it is up or after it ends.
+#[test]
+fn an_established_call_reports_its_quality_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = kamailio();
+    let mut alice = phone(dir.path(), &k, "alice", &["--quality-every", "200"]);
+    let mut bob = phone(dir.path(), &k, "bob", &["--auto-answer"]);
+    alice.send(json!({"cmd": "call", "to": "bob"})).unwrap();
+    let est = alice.wait_any("established", T).unwrap();
+    let first = alice.wait_any("quality", T).unwrap();
+    assert_eq!(first["call"], est["call"]);
+    // Several reports, each with more packets than the one before.
+    let mut last = first["stats"]["packets_received"].as_u64().unwrap();
+    for _ in 0..3 {
+        let q = alice.wait_any("quality", T).unwrap();
+        let got = q["stats"]["packets_received"].as_u64().unwrap();
+        assert!(got > last, "{got} after {last}: {q}");
+        assert_eq!(q["stats"]["codec"], "pcmu");
+        let mos = q["stats"]["mos"].as_f64().unwrap();
+        assert!((1.0..=4.5).contains(&mos), "{q}");
+        last = got;
+    }
+    // The callee did not ask for them.
+    assert!(bob.unclaimed().iter().all(|e| e["event"] != "quality"));
+    alice
+        .send(json!({"cmd": "hangup", "call": call_id(&est)}))
+        .unwrap();
+    alice.wait_any("ended", T).unwrap();
+    let quality = |p: &mut KryptonPhone| {
+        p.unclaimed()
+            .iter()
+            .filter(|e| e["event"] == "quality")
+            .count()
+    };
+    let at_end = quality(&mut alice);
+    bob.wait_any("ended", T).unwrap();
+    // Nothing must happen, so the test waits: three report periods, and none more.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        quality(&mut alice),
+        at_end,
+        "quality reports after the call ended"
+    );
+    assert!(alice.quit(T).is_some_and(|s| s.success()));
+    assert!(bob.quit(T).is_some_and(|s| s.success()));
 }

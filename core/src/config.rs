@@ -162,6 +162,10 @@ pub struct PhoneConfig {
     /// Sound devices for calls (`[audio]`). `play`/`record` take precedence per direction.
     #[serde(default)]
     pub audio: AudioConfig,
+    /// Report each established call's live quality ([`crate::PhoneEvent::Quality`]) every this
+    /// many milliseconds (default: never; the desktop app draws them as a graph).
+    #[serde(default)]
+    pub quality_interval_ms: Option<u64>,
 }
 
 /// The sound devices calls use (`[audio]` in TOML). With neither device set, calls send
@@ -309,6 +313,7 @@ impl Default for PhoneConfig {
             hangup_after: None,
             data_dir: None,
             no_answer_timeout: None,
+            quality_interval_ms: None,
             srtp: SrtpSetting::Off,
             audio: AudioConfig::default(),
         }

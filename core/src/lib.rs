@@ -4,8 +4,10 @@
 pub mod audio;
 pub mod config;
 pub mod dialplan;
+pub mod logging;
 pub mod phone;
 pub mod store;
+pub mod wallet_account;
 pub mod wallet_auth;
 
 pub use config::{AccountConfig, AudioConfig, ConfigError, DeviceChoice, PhoneConfig, SrtpSetting};

@@ -153,7 +153,7 @@ impl From<DeviceInfo> for SoundDevice {
     }
 }
 
-/// Call-quality figures in an `ended` event.
+/// Call-quality figures in `quality` and `ended` events.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CallSummary {
     /// Codec used.
@@ -322,6 +322,13 @@ pub enum PhoneEvent {
         /// Reason phrase or explanation.
         reason: String,
     },
+    /// Live quality of an established call, every [`PhoneConfig::quality_interval_ms`].
+    Quality {
+        /// Call number.
+        call: u64,
+        /// The figures so far (cumulative counters; jitter, loss, buffer and MOS as of now).
+        stats: CallSummary,
+    },
     /// The call is over.
     Ended {
         /// Call number.
@@ -434,6 +441,7 @@ impl Phone {
             next_call: 1,
             in_flight: HashMap::new(),
             next_outbox_try: None,
+            next_quality: None,
         };
         tokio::spawn(actor.run(cmd_rx, sip_events, int_rx));
         Ok((Phone { commands: cmd_tx }, ev_rx))
@@ -463,6 +471,37 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The figures of `call`'s media so far (none before its media runs).
+fn call_summary(call: &PhoneCall) -> Option<CallSummary> {
+    let s = call.stream.as_ref()?.stats();
+    Some(CallSummary {
+        codec: call
+            .negotiated
+            .as_ref()
+            .map(|n| n.codec.encoding_name().to_ascii_lowercase())
+            .unwrap_or_default(),
+        packets_sent: s.rtp.packets_sent,
+        packets_received: s.rtp.packets_received,
+        packets_lost: s.rtp.packets_lost,
+        loss: s.rtp.loss_fraction_local,
+        jitter_ms: s.rtp.jitter_ms,
+        rtt_ms: s.rtp.rtt_ms,
+        buffer_ms: s.jitter.map(|j| j.current_delay.as_secs_f32() * 1000.0),
+        concealed: s.frames_concealed,
+        dropped: s.jitter.map(|j| j.dropped + j.late).unwrap_or(0),
+        malformed: s.rtp.malformed,
+        mos: s.rtp.mos,
+    })
+}
+
+/// Sleeps until `t`, or forever when there is none.
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 enum Internal {
@@ -522,6 +561,8 @@ struct Actor {
     /// SIP message id → stored message id and destination.
     in_flight: HashMap<u64, (MessageId, String)>,
     next_outbox_try: Option<Instant>,
+    /// When the next [`PhoneEvent::Quality`] reports are due (while a call has media).
+    next_quality: Option<Instant>,
 }
 
 /// How often pending messages are retried while the proxy does not take them.
@@ -541,6 +582,7 @@ impl Actor {
             let wake = self
                 .next_outbox_try
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let quality = self.quality_due();
             tokio::select! {
                 c = commands.recv() => match c {
                     Some(PhoneCommand::Quit) | None => break,
@@ -552,6 +594,7 @@ impl Actor {
                     self.next_outbox_try = None;
                     self.flush_outbox(None).await;
                 }
+                _ = sleep_until_opt(quality) => self.report_quality(),
             }
         }
         let ids: Vec<u64> = self.calls.keys().copied().collect();
@@ -565,6 +608,40 @@ impl Actor {
         }
         self.devices.shutdown();
         info!("phone stopped");
+    }
+
+    /// When quality reports are due: while reports are on and an established call has media.
+    fn quality_due(&mut self) -> Option<Instant> {
+        let every = Duration::from_millis(self.config.quality_interval_ms?.max(100));
+        let any = self
+            .calls
+            .values()
+            .any(|c| c.stream.is_some() && c.established_at.is_some());
+        if !any {
+            self.next_quality = None;
+            return None;
+        }
+        Some(
+            *self
+                .next_quality
+                .get_or_insert_with(|| Instant::now() + every),
+        )
+    }
+
+    /// One [`PhoneEvent::Quality`] per established call with media.
+    fn report_quality(&mut self) {
+        self.next_quality = None;
+        let mut ids: Vec<u64> = self.calls.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let call = &self.calls[&id];
+            if call.established_at.is_none() {
+                continue;
+            }
+            if let Some(stats) = call_summary(call) {
+                self.emit(PhoneEvent::Quality { call: id, stats });
+            }
+        }
     }
 
     /// The message store (synchronous SQLite; each call is a short local transaction).
@@ -1070,25 +1147,7 @@ impl Actor {
         let mut stats = None;
         if let Some(stream) = &call.stream {
             stream.stop().await;
-            let s = stream.stats();
-            stats = Some(CallSummary {
-                codec: call
-                    .negotiated
-                    .as_ref()
-                    .map(|n| n.codec.encoding_name().to_ascii_lowercase())
-                    .unwrap_or_default(),
-                packets_sent: s.rtp.packets_sent,
-                packets_received: s.rtp.packets_received,
-                packets_lost: s.rtp.packets_lost,
-                loss: s.rtp.loss_fraction_local,
-                jitter_ms: s.rtp.jitter_ms,
-                rtt_ms: s.rtp.rtt_ms,
-                buffer_ms: s.jitter.map(|j| j.current_delay.as_secs_f32() * 1000.0),
-                concealed: s.frames_concealed,
-                dropped: s.jitter.map(|j| j.dropped + j.late).unwrap_or(0),
-                malformed: s.rtp.malformed,
-                mos: s.rtp.mos,
-            });
+            stats = call_summary(&call);
         }
         self.emit(PhoneEvent::Ended {
             call: id,

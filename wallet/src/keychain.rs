@@ -235,6 +235,16 @@ impl fmt::Debug for Keychain {
 }
 
 impl Keychain {
+    /// The namespace of a data directory: the first 8 bytes of SHA-256 of its path, in hex.
+    /// Every KRYPTON front end (`krypton`, the desktop app) uses it, so one data dir means one
+    /// wallet and two data dirs never share one. Pass the canonical path.
+    pub fn namespace_of(data_dir: &std::path::Path) -> String {
+        crate::sha256(data_dir.to_string_lossy().as_bytes())[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Opens the entry of `namespace` (a string the caller derives from its data directory, so
     /// separate instances never share an entry) in the store `kind`. Reads nothing yet.
     pub fn open(kind: KeystoreKind, namespace: &str) -> Result<Self, KeychainError> {
@@ -411,6 +421,24 @@ mod tests {
     use crate::nep6::tests::weak_wallet_json;
 
     const PRIV: &str = "84180ac9d6eb6fba207ea4ef9d2200102d1ebeb4b9c07e2c6a738a42742e27a5";
+
+    #[test]
+    fn a_data_dirs_namespace_is_stable() {
+        // Existing users' wallets are found by this value: it must never change.
+        let want: String = crate::sha256(b"/tmp/k1")[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            Keychain::namespace_of(std::path::Path::new("/tmp/k1")),
+            want
+        );
+        assert_eq!(want.len(), 16);
+        assert_ne!(
+            Keychain::namespace_of(std::path::Path::new("/tmp/k2")),
+            want
+        );
+    }
 
     fn unique_ns(tag: &str) -> String {
         let nanos = std::time::SystemTime::now()
