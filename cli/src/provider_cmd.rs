@@ -173,11 +173,12 @@ async fn up(
     std::fs::write(dir.join("state.json"), serde_json::to_string_pretty(&st)?)?;
     ensure_secret(dir)?;
     setup_on_chain(ctx, dir, &me, None, out).await?;
+    let mut started = None;
     if running_pid(dir, Part::Service).is_none() {
         out.note("starting the provider service…");
-        start_serve(dir)?;
+        started = Some(start_serve(dir)?);
     }
-    wait_for_service(dir, &st).await?;
+    wait_for_service(dir, &st, started.as_mut()).await?;
     if running_pid(dir, Part::Kamailio).is_none() {
         out.note("starting Kamailio…");
         let kcfg = kamailio_config(dir, &st, read_secret(dir)?);
@@ -211,7 +212,9 @@ fn read_secret(dir: &Path) -> anyhow::Result<Zeroizing<String>> {
     ))
 }
 
-fn start_serve(dir: &Path) -> anyhow::Result<()> {
+/// Starts `krypton provider serve` as a daemon; the handle only tells whether it exited while
+/// starting (dropping it leaves the daemon running).
+fn start_serve(dir: &Path) -> anyhow::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()?;
     let log = std::fs::OpenOptions::new()
@@ -231,17 +234,29 @@ fn start_serve(dir: &Path) -> anyhow::Result<()> {
         .spawn()
         .context("cannot start the provider service")?;
     std::fs::write(Part::Service.pid_file(dir), child.id().to_string())?;
-    Ok(())
+    Ok(child)
 }
 
-async fn wait_for_service(dir: &Path, st: &ProviderState) -> anyhow::Result<()> {
+/// Waits until the service answers `/health`. `started` is the process this command started
+/// (its exit is certain from its handle); otherwise the pid file says whether one runs.
+async fn wait_for_service(
+    dir: &Path,
+    st: &ProviderState,
+    mut started: Option<&mut std::process::Child>,
+) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut last = String::from("no answer");
     while Instant::now() < deadline {
-        if running_pid(dir, Part::Service).is_none() {
+        let exited = match started.as_deref_mut() {
+            Some(child) => child.try_wait()?.map(|s| s.to_string()),
+            None => running_pid(dir, Part::Service)
+                .is_none()
+                .then(|| "not running".to_string()),
+        };
+        if let Some(status) = exited {
             bail!(
-                "the provider service exited while starting: see {}/service.log",
+                "the provider service exited while starting ({status}): see {}/service.log",
                 dir.display()
             );
         }

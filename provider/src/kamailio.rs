@@ -48,11 +48,26 @@ pub struct KamailioConfig {
 }
 
 impl KamailioConfig {
+    /// The control socket (`kamcmd -s unix:PATH`): in the run directory, unless that path is
+    /// longer than a Unix socket address can be (104 bytes with Kamailio's check), as in a deep
+    /// data dir; then in the temp dir, named by a hash of the run directory. Kamailio exits at
+    /// start on a path that is too long.
+    pub fn control_socket(&self) -> PathBuf {
+        let inside = self.dir.join("kamailio_ctl");
+        if inside.as_os_str().len() < 100 {
+            return inside;
+        }
+        let id = krypton_wallet::sha256(self.dir.to_string_lossy().as_bytes());
+        let id: String = id[..8].iter().map(|b| format!("{b:02x}")).collect();
+        std::env::temp_dir().join(format!("krypton-kamailio-{id}.ctl"))
+    }
+
     /// The rendered `kamailio.cfg`.
     pub fn render(&self, nonce_secret: &str) -> String {
         CFG.replace("%SIP_IP%", &self.sip.ip().to_string())
             .replace("%SIP_PORT%", &self.sip.port().to_string())
             .replace("%RPC_PORT%", &self.rpc_port.to_string())
+            .replace("%CTL%", &self.control_socket().display().to_string())
             .replace("%DIR%", &self.dir.display().to_string())
             .replace("%REALM%", &self.realm)
             .replace("%CHILDREN%", &self.children.to_string())
@@ -222,4 +237,49 @@ pub fn options_ping(sip: SocketAddr, wait: Duration) -> bool {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &str) -> KamailioConfig {
+        KamailioConfig {
+            dir: PathBuf::from(dir),
+            sip: "127.0.0.1:5070".parse().unwrap(),
+            rpc_port: 5071,
+            realm: "127.0.0.1:5070".into(),
+            service: "127.0.0.1:5072".parse().unwrap(),
+            ephemeral_secret: Zeroizing::new("s".into()),
+            children: 1,
+        }
+    }
+
+    #[test]
+    fn the_control_socket_path_fits_a_unix_socket_address() {
+        let short = config("/var/lib/krypton/provider/kamailio");
+        assert_eq!(
+            short.control_socket(),
+            PathBuf::from("/var/lib/krypton/provider/kamailio/kamailio_ctl")
+        );
+        assert!(
+            short
+                .render("n")
+                .contains("!KP_CTL!/var/lib/krypton/provider/kamailio/kamailio_ctl!")
+        );
+        let deep = format!(
+            "/root/.cache/krypton/target/e2e/run-abcdefgh/data/devnet/providers/{}/provider/kamailio",
+            "provider-a"
+        );
+        let a = config(&deep).control_socket();
+        assert!(a.as_os_str().len() < 100, "{}", a.display());
+        assert!(
+            config(&deep)
+                .render("n")
+                .contains(&format!("!KP_CTL!{}!", a.display()))
+        );
+        // Two deep run dirs never share a socket.
+        let b = config(&deep.replace("abcdefgh", "ijklmnop")).control_socket();
+        assert_ne!(a, b);
+    }
 }

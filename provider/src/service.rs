@@ -108,6 +108,10 @@ struct Shared {
     realm: String,
     cache: Mutex<Cache>,
     metrics: Metrics,
+    /// Asks the node for its height when a user is unknown (see [`Shared::behind_chain`]).
+    head_rpc: RpcClient,
+    /// The node's last reported block count, and when it was asked.
+    head: Mutex<Option<(std::time::Instant, u32)>>,
 }
 
 impl Shared {
@@ -115,6 +119,38 @@ impl Shared {
         // A panic while holding the lock cannot leave the cache half-updated in a way that
         // matters more than stopping the service would: keep serving.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The node's block count when it is ahead of the cache (at block count `height`), i.e. the
+    /// node has blocks the cache has not applied yet; the node is asked at most every 200 ms,
+    /// and when it does not answer the cache is taken as current.
+    async fn chain_ahead_of(&self, height: u32) -> Option<u32> {
+        const FRESH: Duration = Duration::from_millis(200);
+        let known = *self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let head = match known {
+            Some((at, head)) if at.elapsed() < FRESH => head,
+            _ => {
+                let head = self.head_rpc.get_block_count().await.ok()?;
+                *self.head.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((std::time::Instant::now(), head));
+                head
+            }
+        };
+        (head > height).then_some(head)
+    }
+
+    /// Waits (at most `limit`) until the cache has applied `head` blocks.
+    async fn caught_up(&self, head: u32, limit: Duration) -> bool {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            if self.cache().height >= head {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -183,6 +219,9 @@ pub async fn run(
             chain_error: None,
         }),
         metrics: Metrics::default(),
+        head_rpc: RpcClient::new(cfg.rpc.clone(), Duration::from_secs(2))
+            .map_err(|e| ServiceError::Config(e.to_string()))?,
+        head: Mutex::new(None),
     });
     let app = router(shared.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
@@ -455,16 +494,38 @@ async fn kemi_bearer(State(s): State<Arc<Shared>>, Json(r): Json<BearerReq>) -> 
     // Checker::check_bearer (key-to-address, membership, spending the nonce) under it.
     let expect = bearer_expected(&s.realm, &r.user, &r.call_id, instance);
     let verified = krypton_auth::verify(token, &expect, now());
-    let mut guard = s.cache();
-    if !guard.synced {
-        return unavailable();
-    }
-    let c = &mut *guard;
-    let res = match verified {
-        Ok(v) => c.checker.admit_verified(&c.registry, &v, &r.call_id, now()),
-        Err(e) => Err(e.into()),
+    let admit = || {
+        let mut guard = s.cache();
+        if !guard.synced {
+            return None;
+        }
+        let c = &mut *guard;
+        let res = match &verified {
+            Ok(v) => c.checker.admit_verified(&c.registry, v, &r.call_id, now()),
+            Err(e) => Err((*e).into()),
+        };
+        // A good proof from an address the cache does not know (membership is checked before
+        // the nonce is spent, so the proof can be checked again).
+        let unknown = res.is_err()
+            && verified.is_ok()
+            && ScriptHash::from_address(&r.user).is_ok_and(|u| c.registry.user(&u).is_none());
+        Some((res, unknown, c.height))
     };
-    drop(guard);
+    let Some((mut res, unknown, height)) = admit() else {
+        return unavailable();
+    };
+    // The address may have registered on chain a moment ago, in a block the cache (it polls)
+    // has not applied yet: then wait for it to catch up and check again, rather than refuse.
+    if unknown && let Some(head) = s.chain_ahead_of(height).await {
+        if !s.caught_up(head, Duration::from_secs(2)).await {
+            tracing::warn!(user = %r.user, height, head, "the cache lags the chain: 503");
+            return unavailable();
+        }
+        match admit() {
+            Some((again, _, _)) => res = again,
+            None => return unavailable(),
+        }
+    }
     let m = if res.is_ok() {
         &s.metrics.registers_admitted
     } else {
