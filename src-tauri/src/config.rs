@@ -3,7 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use krypton_wallet::{KeystoreKind, sha256};
+use krypton_chain::Network;
+use krypton_wallet::{Keychain, KeystoreKind};
+
+/// The chain when none is chosen: the local devnet, as `krypton` defaults to.
+pub const DEFAULT_NETWORK: &str = "devnet";
 
 /// The data dir and the keychain store.
 #[derive(Debug, Clone)]
@@ -12,6 +16,11 @@ pub struct DesktopConfig {
     pub data_dir: PathBuf,
     /// The keychain store that holds the wallet.
     pub keystore: KeystoreKind,
+    /// The chain: `devnet` (the local one `krypton devnet up` runs in this data dir),
+    /// `testnet`, `mainnet` or RPC URLs.
+    pub network: String,
+    /// The KRYPTON contract's hash, where the network has none built in.
+    pub contract: Option<String>,
 }
 
 impl DesktopConfig {
@@ -27,14 +36,27 @@ impl DesktopConfig {
         let data_dir = data_dir
             .canonicalize()
             .unwrap_or_else(|_| data_dir.to_path_buf());
-        Ok(DesktopConfig { data_dir, keystore })
+        Ok(DesktopConfig {
+            data_dir,
+            keystore,
+            network: DEFAULT_NETWORK.into(),
+            contract: None,
+        })
     }
 
-    /// From `--data-dir DIR` / `--keystore KIND` (also `--x=y`), else `KRYPTON_DATA_DIR` /
-    /// `KRYPTON_KEYSTORE`, else the OS data dir + `krypton` and the platform's keychain.
+    /// The chain this app talks to.
+    pub fn network(&self) -> Network {
+        Network::new(&self.network, &self.data_dir, self.contract.as_deref())
+    }
+
+    /// From `--data-dir DIR` / `--keystore KIND` / `--network NET` / `--contract HASH` (also
+    /// `--x=y`), else `KRYPTON_DATA_DIR` / `KRYPTON_KEYSTORE` / `KRYPTON_NETWORK` /
+    /// `KRYPTON_CONTRACT`, else the OS data dir + `krypton`, the platform's keychain, devnet.
     pub fn from_env_and_args(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut data_dir = std::env::var_os("KRYPTON_DATA_DIR").map(PathBuf::from);
         let mut keystore = std::env::var("KRYPTON_KEYSTORE").ok();
+        let mut network = std::env::var("KRYPTON_NETWORK").ok();
+        let mut contract = std::env::var("KRYPTON_CONTRACT").ok();
         while let Some(a) = args.next() {
             let (flag, inline) = match a.split_once('=') {
                 Some((f, v)) => (f.to_string(), Some(v.to_string())),
@@ -49,6 +71,8 @@ impl DesktopConfig {
             match flag.as_str() {
                 "--data-dir" => data_dir = Some(PathBuf::from(value()?)),
                 "--keystore" => keystore = Some(value()?),
+                "--network" => network = Some(value()?),
+                "--contract" => contract = Some(value()?),
                 _ => eprintln!("krypton-desktop: ignoring the argument {a:?}"),
             }
         }
@@ -63,16 +87,17 @@ impl DesktopConfig {
             None => KeystoreKind::platform_default()
                 .ok_or("no keychain on this platform; pass --keystore")?,
         };
-        Self::new(&data_dir, keystore)
+        let mut config = Self::new(&data_dir, keystore)?;
+        if let Some(n) = network {
+            config.network = n;
+        }
+        config.contract = contract;
+        Ok(config)
     }
 
     /// The keychain namespace of this data dir: the same as `krypton`'s
-    /// (`cli/src/context.rs` `keychain_namespace`), so both find the same wallet.
+    /// ([`Keychain::namespace_of`]), so both find the same wallet.
     pub fn keychain_namespace(&self) -> String {
-        hex_prefix(&sha256(self.data_dir.to_string_lossy().as_bytes())[..8])
+        Keychain::namespace_of(&self.data_dir)
     }
-}
-
-fn hex_prefix(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -30,11 +30,13 @@ pub fn builder<R: tauri::Runtime>(
 ) -> tauri::Builder<R> {
     builder
         .manage(commands::wallet::WalletState::new(config))
+        .manage(commands::phone::PhoneState::default())
         .invoke_handler(invoke_handler())
 }
 
-/// Runs the desktop app (`--data-dir DIR`, `--keystore KIND`, or `KRYPTON_DATA_DIR`,
-/// `KRYPTON_KEYSTORE`, as `krypton` takes them).
+/// Runs the desktop app (`--data-dir DIR`, `--keystore KIND`, `--network NET`, `--contract
+/// HASH`, or `KRYPTON_DATA_DIR`, `KRYPTON_KEYSTORE`, `KRYPTON_NETWORK`, `KRYPTON_CONTRACT`, as
+/// `krypton` takes them).
 pub fn run() {
     let config = match DesktopConfig::from_env_and_args(std::env::args().skip(1)) {
         Ok(c) => c,

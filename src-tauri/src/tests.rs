@@ -186,6 +186,14 @@ fn import_nep6_then_wrong_password_is_refused() {
     let t = TestApp::new();
     let file = t.dir.path().join("neo-go.json");
     let key = foreign_wallet(&file, PASSWORD);
+    // neo-go's `wallet init -a` flags no account as the default
+    let mut w = Nep6Wallet::from_json(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let unflagged = w
+        .to_json_compact()
+        .replace("\"isDefault\":true", "\"isDefault\":false");
+    w = Nep6Wallet::from_json(&unflagged).unwrap();
+    assert!(!w.accounts()[0].is_default());
+    std::fs::write(&file, w.to_json_pretty()).unwrap();
     let err = t
         .invoke(
             "wallet_import_nep6",
@@ -205,6 +213,7 @@ fn import_nep6_then_wrong_password_is_refused() {
         .unwrap();
     assert_eq!(s["state"], "unlocked");
     assert_eq!(s["defaultAddress"], key.public_key().address().as_str());
+    assert_eq!(s["accounts"][0]["isDefault"], true, "{s}");
     assert!(t.keychain().load().unwrap().is_some());
 }
 
@@ -242,6 +251,21 @@ fn no_command_returns_a_private_key_or_password() {
             json!({ "path": foreign2, "password": other_password }),
         ),
         ("wallet_status", json!({})),
+        // No devnet in this data dir: each answers an error that says what to do (the E2E
+        // runs them against a real chain and provider).
+        ("chain_status", json!({})),
+        ("chain_balances", json!({})),
+        ("chain_history", json!({})),
+        ("chain_providers", json!({})),
+        ("chain_registration", json!({})),
+        (
+            "chain_register",
+            json!({ "provider": foreign_key.public_key().address(), "progress": "__CHANNEL__:1" }),
+        ),
+        ("chain_unregister", json!({ "progress": "__CHANNEL__:2" })),
+        ("phone_start", json!({ "events": "__CHANNEL__:3" })),
+        ("phone_send", json!({ "command": { "cmd": "devices" } })),
+        ("phone_stop", json!({})),
     ];
     let called: BTreeSet<&str> = calls.iter().map(|(c, _)| *c).collect();
     let all: BTreeSet<&str> = COMMANDS.iter().copied().collect();
@@ -314,19 +338,6 @@ fn main_capability_grants_exactly_the_commands() {
 }
 
 #[test]
-fn keychain_namespace_matches_the_cli() {
-    // cli/src/context.rs: hex(sha256(data dir)[..8])
-    let c = DesktopConfig {
-        data_dir: "/tmp/k1".into(),
-        keystore: KeystoreKind::Mock,
-    };
-    let h = krypton_wallet::sha256(b"/tmp/k1");
-    let want: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(c.keychain_namespace(), want);
-    assert_eq!(want.len(), 16);
-}
-
-#[test]
 fn args_and_env_choose_data_dir_and_keystore() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("d");
@@ -345,4 +356,49 @@ fn args_and_env_choose_data_dir_and_keystore() {
         DesktopConfig::from_env_and_args(["--keystore".to_string(), "nope".into()].into_iter())
             .is_err()
     );
+}
+
+#[test]
+fn chain_and_phone_commands_say_what_to_do_without_a_chain() {
+    let t = TestApp::new();
+    t.invoke("wallet_create", json!({ "password": PASSWORD }))
+        .unwrap();
+    let err = t.invoke("chain_status", json!({})).unwrap_err();
+    assert!(err.as_str().unwrap().contains("krypton devnet up"), "{err}");
+    let err = t
+        .invoke("phone_start", json!({ "events": "__CHANNEL__:3" }))
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("krypton devnet up"), "{err}");
+    let err = t
+        .invoke(
+            "phone_send",
+            json!({ "command": { "cmd": "call", "to": "bob" } }),
+        )
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("not running"), "{err}");
+    // A command the phone does not know is refused before it reaches the core.
+    assert!(
+        t.invoke("phone_send", json!({ "command": { "cmd": "format_disk" } }))
+            .is_err()
+    );
+    let err = t
+        .invoke(
+            "chain_register",
+            json!({ "provider": "not an address", "progress": "__CHANNEL__:1" }),
+        )
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("pick one"), "{err}");
+    // Locked: nothing can be signed.
+    t.invoke("wallet_lock", json!({})).unwrap();
+    let dir = t.config.data_dir.join("devnet");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("state.json"),
+        format!(r#"{{"rpc_port": 9, "contract": "0x{}"}}"#, "ab".repeat(20)),
+    )
+    .unwrap();
+    let err = t
+        .invoke("chain_unregister", json!({ "progress": "__CHANNEL__:2" }))
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("locked"), "{err}");
 }

@@ -102,15 +102,15 @@ def test_import_shows_the_address_neo_go_reports(driver, artifacts, neogo_wallet
     _import(driver, neogo_wallet["path"], PASSWORD)
     visible(driver, "main-screen", timeout=SCRYPT_TIMEOUT)
     shown = driver.find_element(By.ID, "main-addresses").text
-    # one line: the address, then neo-go's label (a "(default)" mark may follow)
-    assert len(shown.splitlines()) == 1 and shown.startswith(f"{address} {LABEL}"), shown
+    # one line: the address, neo-go's label, and the default mark the import sets
+    assert shown == f"{address} {LABEL} (default)", shown
     assert driver.find_element(By.ID, "main-state").text == "unlocked"
     assert not driver.find_element(By.ID, "error").is_displayed()
     assert driver.find_element(By.ID, "import-password").get_attribute("value") == ""
     driver.save_screenshot(os.path.join(artifacts, "import.png"))
     s = _status(driver)
     assert s["defaultAddress"] == address, s
-    assert [(a["address"], a["watchOnly"]) for a in s["accounts"]] == [(address, False)], s
+    assert [(a["address"], a["watchOnly"], a["isDefault"]) for a in s["accounts"]] == [(address, False, True)], s
 
 
 def test_imported_wallet_unlocks_with_the_neo_go_password(driver, neogo_wallet):

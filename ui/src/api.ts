@@ -36,3 +36,98 @@ export const wallet = {
   importNep6: (path: string, password: string) =>
     invoke<WalletStatus>("wallet_import_nep6", { path, password }),
 };
+
+// ---- chain ----
+
+export interface ChainStatus {
+  network: string;
+  rpc: string;
+  height: number;
+  contract: string | null;
+}
+
+export interface Balances {
+  address: string;
+  gas: string;
+  neo: string;
+  height: number;
+}
+
+export interface HistoryItem {
+  block: number;
+  kind: string;
+  summary: string;
+  tx: string;
+  gas: string | null;
+}
+
+export interface ProviderView {
+  address: string;
+  location: string;
+}
+
+export interface RegistrationView {
+  address: string;
+  provider: string;
+  location: string;
+}
+
+/** A step of a transaction on its way into a block (src-tauri/src/commands/chain.rs TxStep). */
+export type TxStep =
+  | { step: "preparing"; text: string }
+  | { step: "signed"; txid: string; fees: string }
+  | { step: "submitted"; txid: string; validUntilBlock: number }
+  | { step: "confirmed"; txid: string; block: number };
+
+export interface TxResult {
+  txid: string;
+  block: number;
+  fees: string;
+}
+
+function channel<T>(onmessage: (m: T) => void): TauriChannel<T> {
+  const c = new window.__TAURI__.core.Channel<T>();
+  c.onmessage = onmessage;
+  return c;
+}
+
+export const chain = {
+  status: () => invoke<ChainStatus>("chain_status"),
+  balances: () => invoke<Balances>("chain_balances"),
+  history: () => invoke<HistoryItem[]>("chain_history"),
+  providers: () => invoke<ProviderView[]>("chain_providers"),
+  registration: () => invoke<RegistrationView | null>("chain_registration"),
+  register: (provider: string, onStep: (s: TxStep) => void) =>
+    invoke<TxResult>("chain_register", { provider, progress: channel(onStep) }),
+  unregister: (onStep: (s: TxStep) => void) =>
+    invoke<TxResult>("chain_unregister", { progress: channel(onStep) }),
+};
+
+// ---- phone ----
+
+/** What `phone_start` set up. */
+export interface PhoneStarted {
+  aor: string;
+  provider: string;
+}
+
+/** A command for the phone (krypton-core PhoneCommand, `{"cmd": …}`). */
+export type PhoneCommand =
+  | { cmd: "call"; to: string }
+  | { cmd: "answer"; call: number }
+  | { cmd: "hangup"; call: number }
+  | { cmd: "hold"; call: number }
+  | { cmd: "resume"; call: number }
+  | { cmd: "mute"; call: number; on: boolean }
+  | { cmd: "dtmf"; call: number; digits: string }
+  | { cmd: "message"; to: string; body: string };
+
+/** An event from the phone (krypton-core PhoneEvent, `{"event": …}`); the view uses these. */
+export type PhoneEvent = { event: string; [field: string]: unknown };
+
+export const phone = {
+  start: (onEvent: (e: PhoneEvent) => void) =>
+    invoke<PhoneStarted>("phone_start", { events: channel(onEvent) }),
+  send: (command: PhoneCommand) => invoke<void>("phone_send", { command }),
+  stop: () => invoke<void>("phone_stop"),
+};

@@ -2,60 +2,20 @@
 // No secrets are kept here: a password is read from its field, sent to the core, and the
 // field is cleared.
 import { wallet, type WalletStatus } from "./api.js";
-import { errorText, newPasswordProblem, pathProblem } from "./forms.js";
+import { busy, el, input, showError } from "./dom.js";
+import { newPasswordProblem, pathProblem } from "./forms.js";
+import { openMain } from "./main_screen.js";
 
 type Screen = "loading" | "first-run" | "backup" | "unlock" | "main";
 const SCREENS: Screen[] = ["loading", "first-run", "backup", "unlock", "main"];
-
-function el<T extends HTMLElement = HTMLElement>(id: string): T {
-  const e = document.getElementById(id);
-  if (!e) throw new Error(`#${id} missing in index.html`);
-  return e as T;
-}
-const input = (id: string) => el<HTMLInputElement>(id);
 
 function show(screen: Screen): void {
   for (const s of SCREENS) el(`${s}-screen`).hidden = s !== screen;
 }
 
-function showError(message: string | null): void {
-  const box = el("error");
-  box.textContent = message ?? "";
-  box.hidden = message === null;
-}
-
-/** Runs a core call with the progress indicator on and the forms disabled. */
-async function busy<T>(text: string, work: () => Promise<T>): Promise<T | undefined> {
-  showError(null);
-  el("busy-text").textContent = text;
-  el("busy").hidden = false;
-  const buttons = [...document.querySelectorAll<HTMLButtonElement>("button")];
-  const wasDisabled = buttons.map((b) => b.disabled);
-  buttons.forEach((b) => (b.disabled = true));
-  try {
-    return await work();
-  } catch (e) {
-    showError(errorText(e));
-    return undefined;
-  } finally {
-    el("busy").hidden = true;
-    buttons.forEach((b, i) => (b.disabled = wasDisabled[i]));
-  }
-}
-
 function showMain(s: WalletStatus): void {
-  el("main-state").textContent = s.state === "unlocked" ? "unlocked" : "locked";
-  const list = el("main-addresses");
-  list.replaceChildren(
-    ...s.accounts.map((a) => {
-      const li = document.createElement("li");
-      const code = document.createElement("code");
-      code.textContent = a.address;
-      li.append(code, ` ${a.label}${a.isDefault ? " (default)" : ""}${a.watchOnly ? " (watch-only)" : ""}`);
-      return li;
-    }),
-  );
   show("main");
+  openMain(s);
 }
 
 function route(s: WalletStatus): void {

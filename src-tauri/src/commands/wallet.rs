@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use krypton_wallet::{Keychain, Nep6Wallet, PrivateKey, UnlockedWallet};
+use krypton_wallet::{Keychain, Nep6Wallet, PrivateKey, UnlockedWallet, VerificationScript};
 use serde::Serialize;
 use tauri::State;
 use zeroize::Zeroizing;
@@ -42,6 +42,57 @@ impl WalletState {
             namespace,
             session: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The app's data dir, keychain store and network.
+    pub fn config(&self) -> &DesktopConfig {
+        &self.config
+    }
+
+    /// The wallet from the keychain (on a blocking thread), or what to do when there is none.
+    pub(crate) async fn load(&self) -> Result<Nep6Wallet, String> {
+        let kc = self.keychain()?;
+        blocking(move || kc.load().map_err(|e| e.to_string()))
+            .await?
+            .ok_or_else(|| "there is no wallet yet: create one or import a NEP-6 file".to_string())
+    }
+
+    /// The default account's address.
+    pub(crate) async fn default_address(&self) -> Result<String, String> {
+        let w = self.load().await?;
+        w.default_account()
+            .map(|a| a.address().to_string())
+            .ok_or_else(|| "the wallet has no default account: import or create one".into())
+    }
+
+    /// A copy of the unlocked key of `address` (zeroized on drop), for a transaction or the
+    /// phone; restarts the auto-lock timer.
+    pub(crate) fn key_of(&self, address: &str) -> Result<PrivateKey, String> {
+        let mut guard = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let session = guard
+            .as_mut()
+            .ok_or("the wallet is locked: unlock it with its password first")?;
+        let key = session
+            .key(address, Instant::now())
+            .map_err(|e| e.to_string())?;
+        PrivateKey::from_bytes(&key.to_bytes()[..]).map_err(|e| e.to_string())
+    }
+
+    /// The default account, ready to sign a transaction.
+    pub(crate) async fn signer(&self) -> Result<SigningAccount, String> {
+        let w = self.load().await?;
+        let acc = w
+            .default_account()
+            .ok_or("the wallet has no default account: import or create one")?;
+        let script = acc
+            .verification_script()
+            .ok_or_else(|| format!("{} cannot sign (watch-only)", acc.address()))?;
+        Ok(SigningAccount {
+            key: self.key_of(acc.address())?,
+            script,
+            wallet: w.clone(),
+            address: acc.address().to_string(),
+        })
     }
 
     fn keychain(&self) -> Result<Keychain, String> {
@@ -96,6 +147,18 @@ impl WalletState {
             backup_suggestion: backup_suggestion().to_string_lossy().into_owned(),
         }
     }
+}
+
+/// The default account with its decrypted key (never serialized; zeroized on drop).
+pub(crate) struct SigningAccount {
+    /// The wallet it is in.
+    pub wallet: Nep6Wallet,
+    /// Its address.
+    pub address: String,
+    /// Its verification script.
+    pub script: VerificationScript,
+    /// Its key.
+    pub key: PrivateKey,
 }
 
 /// What the UI shows about the wallet. Display data only.
@@ -317,7 +380,8 @@ pub async fn wallet_import_nep6(
                 "{e}; enter the file's password (with a wallet here already, also that wallet's) and try again"
             )
         })?;
-        if w.default_account().is_none()
+        // (`default_account()` falls back to the first keyed account: check the flag itself)
+        if !w.accounts().iter().any(|a| a.is_default())
             && let Some(a) = w.accounts().iter().find(|a| !a.is_watch_only())
         {
             let a = a.address().to_string();

@@ -11,3 +11,22 @@ export const wallet = {
     backup: (path) => invoke("wallet_backup", { path }),
     importNep6: (path, password) => invoke("wallet_import_nep6", { path, password }),
 };
+function channel(onmessage) {
+    const c = new window.__TAURI__.core.Channel();
+    c.onmessage = onmessage;
+    return c;
+}
+export const chain = {
+    status: () => invoke("chain_status"),
+    balances: () => invoke("chain_balances"),
+    history: () => invoke("chain_history"),
+    providers: () => invoke("chain_providers"),
+    registration: () => invoke("chain_registration"),
+    register: (provider, onStep) => invoke("chain_register", { provider, progress: channel(onStep) }),
+    unregister: (onStep) => invoke("chain_unregister", { progress: channel(onStep) }),
+};
+export const phone = {
+    start: (onEvent) => invoke("phone_start", { events: channel(onEvent) }),
+    send: (command) => invoke("phone_send", { command }),
+    stop: () => invoke("phone_stop"),
+};

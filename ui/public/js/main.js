@@ -2,55 +2,17 @@
 // No secrets are kept here: a password is read from its field, sent to the core, and the
 // field is cleared.
 import { wallet } from "./api.js";
-import { errorText, newPasswordProblem, pathProblem } from "./forms.js";
+import { busy, el, input, showError } from "./dom.js";
+import { newPasswordProblem, pathProblem } from "./forms.js";
+import { openMain } from "./main_screen.js";
 const SCREENS = ["loading", "first-run", "backup", "unlock", "main"];
-function el(id) {
-    const e = document.getElementById(id);
-    if (!e)
-        throw new Error(`#${id} missing in index.html`);
-    return e;
-}
-const input = (id) => el(id);
 function show(screen) {
     for (const s of SCREENS)
         el(`${s}-screen`).hidden = s !== screen;
 }
-function showError(message) {
-    const box = el("error");
-    box.textContent = message ?? "";
-    box.hidden = message === null;
-}
-/** Runs a core call with the progress indicator on and the forms disabled. */
-async function busy(text, work) {
-    showError(null);
-    el("busy-text").textContent = text;
-    el("busy").hidden = false;
-    const buttons = [...document.querySelectorAll("button")];
-    const wasDisabled = buttons.map((b) => b.disabled);
-    buttons.forEach((b) => (b.disabled = true));
-    try {
-        return await work();
-    }
-    catch (e) {
-        showError(errorText(e));
-        return undefined;
-    }
-    finally {
-        el("busy").hidden = true;
-        buttons.forEach((b, i) => (b.disabled = wasDisabled[i]));
-    }
-}
 function showMain(s) {
-    el("main-state").textContent = s.state === "unlocked" ? "unlocked" : "locked";
-    const list = el("main-addresses");
-    list.replaceChildren(...s.accounts.map((a) => {
-        const li = document.createElement("li");
-        const code = document.createElement("code");
-        code.textContent = a.address;
-        li.append(code, ` ${a.label}${a.isDefault ? " (default)" : ""}${a.watchOnly ? " (watch-only)" : ""}`);
-        return li;
-    }));
     show("main");
+    openMain(s);
 }
 function route(s) {
     if (s.state === "none") {

@@ -1,0 +1,431 @@
+//! Chain commands: the network, balances, history, the providers on chain, and registering the
+//! wallet's account with one of them (a transaction, with progress until it is confirmed).
+//!
+//! Reads need no key. Transactions are signed with the unlocked wallet's default account, in
+//! the core; the UI gets the txid, block and fees, and a [`TxStep`] on its channel at each step.
+
+use std::path::PathBuf;
+
+use krypton_chain::nep17::{self, Asset};
+use krypton_chain::{Account, Network, Progress, RpcClient, Sender, TxOutcome};
+use krypton_core::wallet_account;
+use krypton_wallet::ScriptHash;
+use serde::{Deserialize, Serialize};
+use tauri::State;
+use tauri::ipc::Channel;
+
+use super::wallet::WalletState;
+
+/// What the app knows about the chain it talks to.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainStatus {
+    /// The network setting (`devnet`, `testnet`, `mainnet` or RPC URLs).
+    pub network: String,
+    /// The RPC node answering.
+    pub rpc: String,
+    /// Current block height.
+    pub height: u32,
+    /// The KRYPTON contract's hash, if known on this network.
+    pub contract: Option<String>,
+}
+
+/// An account's balances.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Balances {
+    /// The account.
+    pub address: String,
+    /// GAS, as a decimal string.
+    pub gas: String,
+    /// NEO.
+    pub neo: String,
+    /// At this block height.
+    pub height: u32,
+}
+
+/// One line of the history: a transaction this app sent, or a NEP-17 transfer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    /// Block height.
+    pub block: u64,
+    /// `register`, `unregister`, `transfer in`, `transfer out`, `fee`.
+    pub kind: String,
+    /// What it was, for people.
+    pub summary: String,
+    /// Transaction id (for fee burns neo-go reports the block hash).
+    pub tx: String,
+    /// GAS moved or paid, as a decimal string (negative: out of the account).
+    pub gas: Option<String>,
+}
+
+/// A provider deployed on chain.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderView {
+    /// The provider's address.
+    pub address: String,
+    /// Its SIP proxy location.
+    pub location: String,
+}
+
+/// Where the wallet's account is registered.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationView {
+    /// The account.
+    pub address: String,
+    /// Its provider's address.
+    pub provider: String,
+    /// The provider's location.
+    pub location: String,
+}
+
+/// A step of a transaction on its way into a block, for the progress display.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "step", rename_all = "camelCase")]
+pub enum TxStep {
+    /// The key is being decrypted or the transaction built.
+    #[serde(rename_all = "camelCase")]
+    Preparing {
+        /// What happens.
+        text: String,
+    },
+    /// Signed; these are the fees.
+    #[serde(rename_all = "camelCase")]
+    Signed {
+        /// Transaction id.
+        txid: String,
+        /// Total fees, GAS.
+        fees: String,
+    },
+    /// The node took it; waiting for a block.
+    #[serde(rename_all = "camelCase")]
+    Submitted {
+        /// Transaction id.
+        txid: String,
+        /// Last block that may include it.
+        valid_until_block: u32,
+    },
+    /// In a block and executed.
+    #[serde(rename_all = "camelCase")]
+    Confirmed {
+        /// Transaction id.
+        txid: String,
+        /// Block height.
+        block: u32,
+    },
+}
+
+/// A confirmed transaction.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TxResult {
+    /// Transaction id.
+    pub txid: String,
+    /// Block height.
+    pub block: u32,
+    /// Fees paid, GAS.
+    pub fees: String,
+}
+
+fn network(state: &WalletState) -> Network {
+    state.config().network()
+}
+
+fn rpc(state: &WalletState) -> Result<RpcClient, String> {
+    network(state).rpc().map_err(|e| e.to_string())
+}
+
+fn gas(datoshi: i128) -> String {
+    nep17::format_amount(datoshi, 8)
+}
+
+/// The network, its RPC node, height and the KRYPTON contract.
+#[tauri::command]
+pub async fn chain_status(state: State<'_, WalletState>) -> Result<ChainStatus, String> {
+    let net = network(&state);
+    let rpc = rpc(&state)?;
+    let height = rpc.get_block_count().await.map_err(|e| e.to_string())?;
+    Ok(ChainStatus {
+        network: net.name().to_string(),
+        rpc: rpc.current_endpoint().to_string(),
+        height,
+        contract: net.contract().ok().map(|c| c.hash.to_string()),
+    })
+}
+
+/// GAS and NEO of the wallet's default account. A failed read is an error, never a zero.
+#[tauri::command]
+pub async fn chain_balances(state: State<'_, WalletState>) -> Result<Balances, String> {
+    let address = state.default_address().await?;
+    let who = ScriptHash::parse_any(&address).map_err(|e| e.to_string())?;
+    let rpc = rpc(&state)?;
+    let balances = rpc
+        .get_nep17_balances(&who)
+        .await
+        .map_err(|e| e.to_string())?;
+    let height = rpc.get_block_count().await.map_err(|e| e.to_string())?;
+    let amount = |a: Asset| {
+        balances
+            .iter()
+            .find(|b| b.asset == a.hash())
+            .map(|b| b.amount)
+            .unwrap_or(0)
+    };
+    Ok(Balances {
+        address,
+        gas: gas(amount(Asset::Gas)),
+        neo: nep17::format_amount(amount(Asset::Neo), 0),
+        height,
+    })
+}
+
+/// The transactions this app sent (newest first), then the account's NEP-17 transfers.
+#[tauri::command]
+pub async fn chain_history(state: State<'_, WalletState>) -> Result<Vec<HistoryItem>, String> {
+    let address = state.default_address().await?;
+    let who = ScriptHash::parse_any(&address).map_err(|e| e.to_string())?;
+    let mut items = TxLog::new(state.config().data_dir.join("transactions.jsonl")).read();
+    items.reverse();
+    let transfers = rpc(&state)?
+        .get_nep17_transfers(&who, 0)
+        .await
+        .map_err(|e| e.to_string())?;
+    for t in transfers {
+        let (symbol, decimals) = if t.asset == nep17::GAS {
+            ("GAS", 8)
+        } else if t.asset == nep17::NEO {
+            ("NEO", 0)
+        } else {
+            continue;
+        };
+        let amount = nep17::format_amount(t.amount, decimals);
+        let (kind, summary) = match (&t.counterparty, t.received) {
+            (None, false) => ("fee", format!("{amount} {symbol} fees")),
+            (None, true) => ("transfer in", format!("{amount} {symbol} minted")),
+            (Some(c), true) => ("transfer in", format!("{amount} {symbol} from {c}")),
+            (Some(c), false) => ("transfer out", format!("{amount} {symbol} to {c}")),
+        };
+        let signed = if t.received {
+            amount.clone()
+        } else {
+            format!("-{amount}")
+        };
+        items.push(HistoryItem {
+            block: t.block,
+            kind: kind.into(),
+            summary,
+            tx: t.tx_hash,
+            gas: (symbol == "GAS").then_some(signed),
+        });
+    }
+    Ok(items)
+}
+
+/// The providers deployed on the KRYPTON contract.
+#[tauri::command]
+pub async fn chain_providers(state: State<'_, WalletState>) -> Result<Vec<ProviderView>, String> {
+    let net = network(&state);
+    let contract = net.contract().map_err(|e| e.to_string())?;
+    let rpc = net.rpc().map_err(|e| e.to_string())?;
+    let list = contract.providers(&rpc).await.map_err(|e| e.to_string())?;
+    Ok(list
+        .into_iter()
+        .map(|p| ProviderView {
+            address: p.provider.to_address(),
+            location: p.location,
+        })
+        .collect())
+}
+
+/// The provider the wallet's default account is registered with, or none.
+#[tauri::command]
+pub async fn chain_registration(
+    state: State<'_, WalletState>,
+) -> Result<Option<RegistrationView>, String> {
+    let address = state.default_address().await?;
+    let net = network(&state);
+    let contract = net.contract().map_err(|e| e.to_string())?;
+    let rpc = net.rpc().map_err(|e| e.to_string())?;
+    match wallet_account::lookup(&rpc, &contract, &address).await {
+        Ok(c) => Ok(Some(RegistrationView {
+            address,
+            provider: c.provider,
+            location: c.location,
+        })),
+        Err(wallet_account::WalletAccountError::NotRegistered(_)) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Registers the wallet's default account with `provider` (a new uuid), waiting until the
+/// transaction is in a block; each step goes to `progress`.
+#[tauri::command]
+pub async fn chain_register(
+    state: State<'_, WalletState>,
+    provider: String,
+    progress: Channel<TxStep>,
+) -> Result<TxResult, String> {
+    let p = ScriptHash::parse_any(provider.trim()).map_err(|_| {
+        format!(
+            "{:?} is not a provider address: pick one from the list",
+            provider.trim()
+        )
+    })?;
+    let contract = network(&state).contract().map_err(|e| e.to_string())?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let summary = format!("registered with provider {}", p.to_address());
+    send_tx(&state, &progress, "register", summary, |me| {
+        contract.register_script(me, &p, &uuid)
+    })
+    .await
+}
+
+/// Ends the wallet's default account's registration.
+#[tauri::command]
+pub async fn chain_unregister(
+    state: State<'_, WalletState>,
+    progress: Channel<TxStep>,
+) -> Result<TxResult, String> {
+    let contract = network(&state).contract().map_err(|e| e.to_string())?;
+    send_tx(
+        &state,
+        &progress,
+        "unregister",
+        "unregistered".into(),
+        |me| contract.unregister_script(me),
+    )
+    .await
+}
+
+/// Signs `make(signer)` with the default account, sends it and waits for its block.
+async fn send_tx(
+    state: &WalletState,
+    progress: &Channel<TxStep>,
+    kind: &str,
+    summary: String,
+    make: impl FnOnce(&ScriptHash) -> Vec<u8>,
+) -> Result<TxResult, String> {
+    let step = |s: TxStep| {
+        // The UI may have gone away: the transaction goes on.
+        let _ = progress.send(s);
+    };
+    step(TxStep::Preparing {
+        text: "connecting to the chain".into(),
+    });
+    let net = network(state);
+    let rpc = net.rpc().map_err(|e| e.to_string())?;
+    let signer = state.signer().await?;
+    let sender = Sender::connect(&rpc).await.map_err(|e| e.to_string())?;
+    let account = Account::with_script(signer.script.clone(), vec![&signer.key]);
+    let script = make(&account.script_hash());
+    step(TxStep::Preparing {
+        text: "signing".into(),
+    });
+    let mut on_progress = |p: Progress| match p {
+        Progress::Signed {
+            txid,
+            system_fee,
+            network_fee,
+        } => step(TxStep::Signed {
+            txid,
+            fees: gas((system_fee + network_fee) as i128),
+        }),
+        Progress::Submitted {
+            txid,
+            valid_until_block,
+        } => step(TxStep::Submitted {
+            txid,
+            valid_until_block,
+        }),
+        Progress::Included { .. } => {}
+        Progress::Executed { .. } => {}
+    };
+    let outcome: TxOutcome = sender
+        .invoke(script, &account, 0, &mut on_progress)
+        .await
+        .map_err(|e| e.to_string())?;
+    step(TxStep::Confirmed {
+        txid: outcome.txid.clone(),
+        block: outcome.block,
+    });
+    let fees = gas(outcome.fees() as i128);
+    TxLog::new(state.config().data_dir.join("transactions.jsonl")).append(&HistoryItem {
+        block: outcome.block as u64,
+        kind: kind.into(),
+        summary,
+        tx: outcome.txid.clone(),
+        gas: Some(format!("-{fees}")),
+    });
+    Ok(TxResult {
+        txid: outcome.txid,
+        block: outcome.block,
+        fees,
+    })
+}
+
+/// The transactions this app sent, one JSON line each (the chain's NEP-17 transfers show
+/// their fees only as burns, without the transaction id).
+struct TxLog {
+    path: PathBuf,
+}
+
+impl TxLog {
+    fn new(path: PathBuf) -> Self {
+        TxLog { path }
+    }
+
+    /// Every readable line; a damaged line is skipped (the chain still has the truth).
+    fn read(&self) -> Vec<HistoryItem> {
+        std::fs::read_to_string(&self.path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn append(&self, item: &HistoryItem) {
+        use std::io::Write as _;
+        let line = match serde_json::to_string(item) {
+            Ok(l) => l,
+            Err(_) => return,
+        };
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            tracing::warn!(path = %self.path.display(), "cannot record the transaction: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tx_log_keeps_what_it_can_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = TxLog::new(dir.path().join("t.jsonl"));
+        assert!(log.read().is_empty());
+        let item = HistoryItem {
+            block: 7,
+            kind: "register".into(),
+            summary: "registered".into(),
+            tx: "0xabc".into(),
+            gas: Some("-0.01".into()),
+        };
+        log.append(&item);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("t.jsonl"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"{damaged\n"))
+            .unwrap();
+        log.append(&item);
+        assert_eq!(log.read(), vec![item.clone(), item]);
+    }
+}

@@ -1,0 +1,287 @@
+// The main screen once the wallet is open: wallet (balances, history), providers (register
+// with one, with progress until the transaction is in a block), phone (dialer, call screen
+// with live quality, incoming calls) and messages. The core does the work; this shows it.
+import { chain, phone } from "./api.js";
+import { attempt, busy, el, input, showError, textEl } from "./dom.js";
+import { applyEvent, conversation, currentCall, dialKey, initialView, mosPoints, noteOutgoingMessage, qualityText, setMuted, } from "./phone_view.js";
+import { formatDuration } from "./view.js";
+const PANELS = ["wallet", "providers", "phone", "messages"];
+let view = initialView();
+let phoneRunning = false;
+let wired = false;
+let timer;
+function selectPanel(p) {
+    for (const x of PANELS) {
+        el(`panel-${x}`).hidden = x !== p;
+        el(`nav-${x}`).setAttribute("aria-selected", String(x === p));
+    }
+    if (p === "providers")
+        void refreshProviders();
+    if (p === "wallet")
+        void refreshWallet();
+}
+/** Shows the main screen for the wallet `s`. */
+export function openMain(s) {
+    el("main-state").textContent = s.state === "unlocked" ? "unlocked" : "locked";
+    el("main-addresses").replaceChildren(...s.accounts.map((a) => {
+        const li = document.createElement("li");
+        li.append(textEl("code", a.address), ` ${a.label}${a.isDefault ? " (default)" : ""}${a.watchOnly ? " (watch-only)" : ""}`);
+        return li;
+    }));
+    if (!wired)
+        wire();
+    selectPanel("wallet");
+    if (s.state === "unlocked")
+        void startPhoneIfRegistered();
+}
+// ---- wallet ----
+async function refreshWallet() {
+    try {
+        const st = await chain.status();
+        el("network-line").textContent = `Network ${st.network} · block ${st.height} · ${st.rpc}`;
+        const b = await chain.balances();
+        el("balance-gas").textContent = b.gas;
+        el("balance-neo").textContent = b.neo;
+        renderHistory(await chain.history());
+    }
+    catch (e) {
+        el("network-line").textContent = `The chain cannot be reached: ${String(e)}`;
+    }
+}
+function renderHistory(items) {
+    el("history-list").replaceChildren(...items.map((h) => {
+        const li = textEl("li", `#${h.block} ${h.summary}${h.gas ? ` (${h.gas} GAS)` : ""} `);
+        li.dataset.tx = h.tx;
+        li.dataset.kind = h.kind;
+        li.append(textEl("code", h.tx));
+        return li;
+    }));
+}
+// ---- providers ----
+async function refreshProviders() {
+    const r = await attempt(async () => ({ reg: await chain.registration(), list: await chain.providers() }));
+    if (!r)
+        return;
+    el("registration-line").textContent = r.reg
+        ? `Registered with ${r.reg.provider} (${r.reg.location}).`
+        : "Not registered with a provider yet: pick one below.";
+    el("unregister").hidden = r.reg === null;
+    el("provider-list").replaceChildren(...r.list.map((p) => {
+        const li = document.createElement("li");
+        li.dataset.provider = p.address;
+        const text = document.createElement("span");
+        text.append(textEl("code", p.address), ` ${p.location}`);
+        const b = textEl("button", r.reg?.provider === p.address ? "Registered" : "Register");
+        b.type = "button";
+        b.className = "register";
+        b.disabled = r.reg?.provider === p.address;
+        b.addEventListener("click", () => void register(p.address));
+        li.append(text, b);
+        return li;
+    }));
+}
+function stepText(s) {
+    switch (s.step) {
+        case "preparing":
+            return `${s.text[0].toUpperCase()}${s.text.slice(1)}…`;
+        case "signed":
+            return `Signed ${s.txid}; fees ${s.fees} GAS`;
+        case "submitted":
+            return `Sent; waiting for a block (valid until block ${s.validUntilBlock})…`;
+        case "confirmed":
+            return `Confirmed in block ${s.block}`;
+    }
+}
+async function runTx(what, send) {
+    const steps = el("tx-progress");
+    steps.replaceChildren();
+    steps.hidden = false;
+    const r = await busy(what, () => send((s) => {
+        const li = textEl("li", stepText(s));
+        li.dataset.step = s.step;
+        steps.append(li);
+    }));
+    return r !== undefined;
+}
+async function register(provider) {
+    const ok = await runTx("Registering on chain…", (onStep) => chain.register(provider, onStep));
+    await refreshProviders();
+    if (ok)
+        await startPhone();
+}
+// ---- phone ----
+async function startPhoneIfRegistered() {
+    try {
+        if (await chain.registration())
+            await startPhone();
+    }
+    catch {
+        // no chain yet: the wallet panel says so
+    }
+}
+async function startPhone() {
+    view = initialView();
+    // events may arrive before phone_start answers: show them from now on
+    phoneRunning = true;
+    render();
+    const started = await attempt(() => phone.start(onPhoneEvent));
+    if (!started) {
+        phoneRunning = false;
+        el("phone-status").textContent = "The phone is not running: see the message above.";
+        el("phone-status").dataset.state = "stopped";
+        return;
+    }
+    if (view.registration.state === "starting")
+        el("phone-status").textContent = `Registering ${started.aor}…`;
+}
+function onPhoneEvent(e) {
+    applyEvent(view, e, Date.now());
+    if (e.event === "error" || e.event === "audio_error")
+        showError(view.error);
+    if (e.event === "incoming")
+        selectPanel("phone");
+    render();
+}
+function render() {
+    if (phoneRunning) {
+        el("phone-status").textContent = view.registration.text;
+        el("phone-status").dataset.state = view.registration.state;
+    }
+    const c = currentCall(view);
+    el("incoming-panel").hidden = !(c && c.state === "incoming");
+    if (c && c.state === "incoming")
+        el("incoming-from").textContent = c.peer;
+    el("call-panel").hidden = !c || c.state === "incoming";
+    if (c && c.state !== "incoming") {
+        el("call-peer").textContent = c.peer;
+        const state = c.state === "established" ? (c.held ? "on hold" : c.remoteHold ? "held by the other side" : "in call") : c.state;
+        el("call-state").textContent = state;
+        el("call-state").dataset.state = c.state;
+        el("call-mute").textContent = c.muted ? "Unmute" : "Mute";
+        el("call-hold").textContent = c.held ? "Resume" : "Hold";
+        const last = c.quality[c.quality.length - 1];
+        el("call-quality").textContent = c.state === "established" ? qualityText(last) : "";
+        el("call-quality").dataset.samples = String(c.quality.length);
+        drawGraph(c.quality);
+    }
+    const ended = [...view.calls].reverse().find((x) => x.state === "ended");
+    el("call-ended").hidden = c !== null || !ended;
+    if (ended)
+        el("call-ended").textContent = `Last call with ${ended.peer}: ${ended.endText ?? "ended"}`;
+    tick();
+    renderMessages();
+}
+function tick() {
+    const c = currentCall(view);
+    if (c && c.establishedAt !== null) {
+        el("call-timer").textContent = formatDuration((Date.now() - c.establishedAt) / 1000);
+        if (timer === undefined)
+            timer = window.setInterval(tick, 500);
+    }
+    else if (timer !== undefined) {
+        window.clearInterval(timer);
+        timer = undefined;
+    }
+}
+function drawGraph(samples) {
+    const canvas = el("quality-graph");
+    const g = canvas.getContext("2d");
+    if (!g)
+        return;
+    g.clearRect(0, 0, canvas.width, canvas.height);
+    const pts = mosPoints(samples, canvas.width, canvas.height);
+    if (pts.length === 0)
+        return;
+    g.strokeStyle = "#5b3cc4";
+    g.lineWidth = 2;
+    g.beginPath();
+    pts.forEach(([x, y], i) => (i === 0 ? g.moveTo(x, y) : g.lineTo(x, y)));
+    g.stroke();
+}
+function callAction(make) {
+    const c = currentCall(view);
+    if (c)
+        void attempt(() => phone.send(make(c.id)));
+}
+// ---- messages ----
+function renderMessages() {
+    const peer = input("msg-to").value.trim();
+    const list = peer ? conversation(view, peer) : view.messages;
+    el("msg-list").replaceChildren(...list.map((m) => {
+        const li = textEl("li", "", m.direction);
+        li.dataset.status = m.status;
+        li.append(textEl("span", `${m.direction === "in" ? `${m.peer}: ` : ""}${m.body}`, "body"), textEl("span", m.direction === "out" ? ` · ${m.status}${m.reason && m.status === "failed" ? ` (${m.reason})` : ""}` : "", "status"));
+        return li;
+    }));
+}
+// ---- wiring ----
+function wire() {
+    wired = true;
+    for (const p of PANELS)
+        el(`nav-${p}`).addEventListener("click", () => selectPanel(p));
+    el("wallet-refresh").addEventListener("click", () => void refreshWallet());
+    el("providers-refresh").addEventListener("click", () => void refreshProviders());
+    el("unregister").addEventListener("click", async () => {
+        if (await runTx("Unregistering on chain…", (onStep) => chain.unregister(onStep))) {
+            await attempt(() => phone.stop());
+            phoneRunning = false;
+        }
+        await refreshProviders();
+    });
+    const keypad = el("keypad");
+    for (const k of ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"]) {
+        const b = textEl("button", k);
+        b.type = "button";
+        b.dataset.key = k;
+        b.addEventListener("click", () => {
+            const c = currentCall(view);
+            if (c && c.state === "established")
+                void attempt(() => phone.send({ cmd: "dtmf", call: c.id, digits: k }));
+            else
+                input("dial-to").value = dialKey(input("dial-to").value, k);
+        });
+        keypad.append(b);
+    }
+    el("dial-form").addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        const to = input("dial-to").value.trim();
+        if (!to)
+            return showError("Enter a number, a NEO address or a SIP address to call.");
+        if (!phoneRunning)
+            return showError("The phone is not running: register with a provider first (Providers).");
+        void attempt(() => phone.send({ cmd: "call", to }));
+    });
+    el("incoming-answer").addEventListener("click", () => callAction((call) => ({ cmd: "answer", call })));
+    el("incoming-decline").addEventListener("click", () => callAction((call) => ({ cmd: "hangup", call })));
+    el("call-hangup").addEventListener("click", () => callAction((call) => ({ cmd: "hangup", call })));
+    el("call-hold").addEventListener("click", () => {
+        const c = currentCall(view);
+        if (c)
+            void attempt(() => phone.send({ cmd: c.held ? "resume" : "hold", call: c.id }));
+    });
+    el("call-mute").addEventListener("click", () => {
+        const c = currentCall(view);
+        if (!c)
+            return;
+        const on = !c.muted;
+        void attempt(async () => {
+            await phone.send({ cmd: "mute", call: c.id, on });
+            setMuted(view, c.id, on);
+            render();
+        });
+    });
+    el("msg-form").addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        const to = input("msg-to").value.trim();
+        const body = input("msg-body").value;
+        if (!to || !body.trim())
+            return showError("Enter who the message is for and the message.");
+        if (!phoneRunning)
+            return showError("The phone is not running: register with a provider first (Providers).");
+        noteOutgoingMessage(view, to, body);
+        input("msg-body").value = "";
+        render();
+        void attempt(() => phone.send({ cmd: "message", to, body }));
+    });
+    input("msg-to").addEventListener("input", renderMessages);
+}
