@@ -193,9 +193,13 @@ def test_register_with_the_provider_and_see_it_confirmed(driver, devnet, artifac
 
 
 def call_bob(driver, bob):
+    before = attr(driver, "call-panel", "data-call")
     typed(driver, "dial-to", bob.address)
     driver.find_element(By.ID, "dial-call").click()
-    until(driver, "the call to be established", lambda d: attr(d, "call-state", "data-state") == "established")
+    # a new call (the panel keeps the last call's attributes while hidden), shown and up
+    until(driver, "the call to be established", lambda d: attr(d, "call-panel", "data-call") != before
+          and d.find_element(By.ID, "call-panel").is_displayed()
+          and attr(d, "call-state", "data-state") == "established")
     return bob.wait("established", 30)
 
 

@@ -153,6 +153,7 @@ function render() {
         el("incoming-from").textContent = c.peer;
     el("call-panel").hidden = !c || c.state === "incoming";
     if (c && c.state !== "incoming") {
+        el("call-panel").dataset.call = String(c.id);
         el("call-peer").textContent = c.peer;
         const state = c.state === "established" ? (c.held ? "on hold" : c.remoteHold ? "held by the other side" : "in call") : c.state;
         el("call-state").textContent = state;
