@@ -86,7 +86,13 @@ fn parse(a: &str) -> anyhow::Result<ScriptHash> {
 
 /// What the chain says about `address` (see [`wallet_account::lookup`]).
 pub async fn lookup(ctx: &Context, address: &str) -> anyhow::Result<OnChain> {
-    Ok(wallet_account::lookup(&ctx.rpc()?, &ctx.contract()?, address).await?)
+    match wallet_account::lookup(&ctx.rpc()?, &ctx.contract()?, address).await {
+        // What to run, in this front end's words.
+        Err(wallet_account::WalletAccountError::NotRegistered(a)) => bail!(
+            "{a} is not registered with a provider on chain: run `krypton register --provider PROVIDER` first (`krypton providers` lists them)"
+        ),
+        r => Ok(r?),
+    }
 }
 
 /// The wallet password: the first line of `file`, else a prompt on a terminal.
