@@ -31,6 +31,7 @@ pub fn builder<R: tauri::Runtime>(
     builder
         .manage(commands::wallet::WalletState::new(config))
         .manage(commands::phone::PhoneState::default())
+        .manage(commands::chain::SendState::default())
         .invoke_handler(invoke_handler())
 }
 

@@ -263,6 +263,15 @@ fn no_command_returns_a_private_key_or_password() {
             json!({ "provider": foreign_key.public_key().address(), "progress": "__CHANNEL__:1" }),
         ),
         ("chain_unregister", json!({ "progress": "__CHANNEL__:2" })),
+        (
+            "chain_send_prepare",
+            json!({ "to": foreign_key.public_key().address(), "amount": "1" }),
+        ),
+        (
+            "chain_send_confirm",
+            json!({ "id": 1, "progress": "__CHANNEL__:4" }),
+        ),
+        ("chain_send_cancel", json!({})),
         ("phone_start", json!({ "events": "__CHANNEL__:3" })),
         ("phone_send", json!({ "command": { "cmd": "devices" } })),
         ("phone_stop", json!({})),
@@ -388,6 +397,25 @@ fn chain_and_phone_commands_say_what_to_do_without_a_chain() {
         )
         .unwrap_err();
     assert!(err.as_str().unwrap().contains("pick one"), "{err}");
+    let to = PrivateKey::generate().public_key().address();
+    let err = t
+        .invoke("chain_send_prepare", json!({ "to": "N123", "amount": "1" }))
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("34 characters"), "{err}");
+    for bad in ["0", "-1", "1.000000001", "lots"] {
+        let err = t
+            .invoke("chain_send_prepare", json!({ "to": to, "amount": bad }))
+            .unwrap_err();
+        assert!(!err.as_str().unwrap().is_empty(), "{bad}: {err}");
+    }
+    // Nothing prepared: nothing to confirm.
+    let err = t
+        .invoke(
+            "chain_send_confirm",
+            json!({ "id": 7, "progress": "__CHANNEL__:4" }),
+        )
+        .unwrap_err();
+    assert!(err.as_str().unwrap().contains("prepare it again"), "{err}");
     // Locked: nothing can be signed.
     t.invoke("wallet_lock", json!({})).unwrap();
     let dir = t.config.data_dir.join("devnet");

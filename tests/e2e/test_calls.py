@@ -2,9 +2,9 @@
 service: `krypton devnet up --providers 1` in the app's data dir): create a wallet, get GAS,
 register with the provider on chain and see the confirmation, call a headless `krypton phone`
 (bob, registered with the same provider) by his NEO address, see the call established with live
-quality figures, hang up; a message each way; the registration transaction in the history.
-Then a run of calls for the memory figure (E2E_CALLS, default 5; the closing note's figure is
-from E2E_CALLS=100). Each step saves a screenshot. Waits on elements and events with timeouts.
+quality figures, hang up; a message each way; the registration transaction in the history; GAS
+sent with the fee shown before confirming. Then a run of calls for the memory figure (E2E_CALLS,
+default 5; the closing note's figure is from E2E_CALLS=100). Each step saves a screenshot. Waits on elements and events with timeouts.
 """
 import json
 import os
@@ -252,6 +252,31 @@ def test_the_registration_is_in_the_history(driver, artifacts):
     # the GAS it cost is in the balance
     assert driver.find_element(By.ID, "balance-gas").text != "50"
     driver.save_screenshot(os.path.join(artifacts, "calls-history.png"))
+
+
+def test_send_gas_with_the_fee_shown_first(driver, devnet, app_dirs, artifacts):
+    bob = devnet["names"]["bob"]
+    before = krypton(app_dirs["files"] + "/cli", "balance", bob, net=devnet)["GAS_datoshi"]
+    driver.find_element(By.ID, "nav-wallet").click()
+    typed(driver, "send-to", bob)
+    typed(driver, "send-amount", "1.5")
+    driver.find_element(By.ID, "send-review").click()
+    visible(driver, "send-preview", timeout=30)
+    fees = float(driver.find_element(By.ID, "send-preview-fees").text)
+    total = float(driver.find_element(By.ID, "send-preview-total").text)
+    assert driver.find_element(By.ID, "send-preview-amount").text == "1.5"
+    assert 0 < fees < 1 and abs(total - (1.5 + fees)) < 1e-8, (fees, total)
+    # nothing is sent before the confirmation
+    assert krypton(app_dirs["files"] + "/cli", "balance", bob, net=devnet)["GAS_datoshi"] == before
+    driver.save_screenshot(os.path.join(artifacts, "calls-send-review.png"))
+    driver.find_element(By.ID, "send-confirm").click()
+    until(driver, "the transfer's confirmation", lambda d: d.find_elements(
+        By.CSS_SELECTOR, '#send-progress li[data-step="confirmed"]'), timeout=60)
+    after = krypton(app_dirs["files"] + "/cli", "balance", bob, net=devnet)["GAS_datoshi"]
+    assert int(after) - int(before) == 150_000_000, (before, after)
+    until(driver, "the transfer in the history", lambda d: d.find_elements(
+        By.CSS_SELECTOR, '#history-list li[data-kind="send"]'))
+    driver.save_screenshot(os.path.join(artifacts, "calls-sent.png"))
 
 
 def rss_kib(pid):

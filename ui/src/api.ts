@@ -91,6 +91,16 @@ function channel<T>(onmessage: (m: T) => void): TauriChannel<T> {
   return c;
 }
 
+/** A transfer signed and waiting for confirmation, with what it costs. */
+export interface SendPreview {
+  id: number;
+  from: string;
+  to: string;
+  amount: string;
+  fees: string;
+  total: string;
+}
+
 export const chain = {
   status: () => invoke<ChainStatus>("chain_status"),
   balances: () => invoke<Balances>("chain_balances"),
@@ -101,6 +111,10 @@ export const chain = {
     invoke<TxResult>("chain_register", { provider, progress: channel(onStep) }),
   unregister: (onStep: (s: TxStep) => void) =>
     invoke<TxResult>("chain_unregister", { progress: channel(onStep) }),
+  sendPrepare: (to: string, amount: string) => invoke<SendPreview>("chain_send_prepare", { to, amount }),
+  sendConfirm: (id: number, onStep: (s: TxStep) => void) =>
+    invoke<TxResult>("chain_send_confirm", { id, progress: channel(onStep) }),
+  sendCancel: () => invoke<void>("chain_send_cancel"),
 };
 
 // ---- phone ----

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use krypton_chain::nep17::{self, Asset};
-use krypton_chain::{Account, Network, Progress, RpcClient, Sender, TxOutcome};
+use krypton_chain::{Account, Network, Progress, RpcClient, Sender, Transaction, TxOutcome};
 use krypton_core::wallet_account;
 use krypton_wallet::ScriptHash;
 use serde::{Deserialize, Serialize};
@@ -50,7 +50,8 @@ pub struct Balances {
 pub struct HistoryItem {
     /// Block height.
     pub block: u64,
-    /// `register`, `unregister`, `transfer in`, `transfer out`, `fee`.
+    /// `register`, `unregister`, `send` (this app's transactions), `transfer in`,
+    /// `transfer out`, `fee` (NEP-17 transfers).
     pub kind: String,
     /// What it was, for people.
     pub summary: String,
@@ -128,6 +129,40 @@ pub struct TxResult {
     pub block: u32,
     /// Fees paid, GAS.
     pub fees: String,
+}
+
+/// A GAS transfer signed and waiting for the user's confirmation (at most one).
+#[derive(Default)]
+pub struct SendState {
+    pending: std::sync::Mutex<Option<PendingSend>>,
+}
+
+struct PendingSend {
+    id: u64,
+    tx: Transaction,
+    summary: String,
+    made: std::time::Instant,
+}
+
+/// How long a prepared transfer may wait for its confirmation.
+const CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A transfer ready to send: what it does and what it costs, shown before confirming.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendPreview {
+    /// Pass to `chain_send_confirm`.
+    pub id: u64,
+    /// From (the default account).
+    pub from: String,
+    /// To.
+    pub to: String,
+    /// GAS sent.
+    pub amount: String,
+    /// Network and system fees, GAS.
+    pub fees: String,
+    /// Amount plus fees, GAS.
+    pub total: String,
 }
 
 fn network(state: &WalletState) -> Network {
@@ -300,6 +335,153 @@ pub async fn chain_unregister(
     .await
 }
 
+/// Builds and signs a transfer of `amount` GAS to `to` from the default account, and returns
+/// it with its fees for the user to confirm (`chain_send_confirm`); nothing is sent yet.
+#[tauri::command]
+pub async fn chain_send_prepare(
+    state: State<'_, WalletState>,
+    sends: State<'_, SendState>,
+    to: String,
+    amount: String,
+) -> Result<SendPreview, String> {
+    let to_h = ScriptHash::parse_any(to.trim()).map_err(|_| {
+        format!(
+            "{:?} is not an N3 address: check it (it starts with N and has 34 characters)",
+            to.trim()
+        )
+    })?;
+    let value = nep17::parse_amount(amount.trim(), Asset::Gas).map_err(|e| e.to_string())?;
+    let rpc = rpc(&state)?;
+    let signer = state.signer().await?;
+    let sender = Sender::connect(&rpc).await.map_err(|e| e.to_string())?;
+    let account = Account::with_script(signer.script.clone(), vec![&signer.key]);
+    let script = nep17::transfer_script(&Asset::Gas.hash(), &account.script_hash(), &to_h, value);
+    let tx = sender
+        .build(script, &account, value as i64)
+        .await
+        .map_err(|e| e.to_string())?;
+    let fees = (tx.system_fee + tx.network_fee) as i128;
+    let id = rand_id();
+    let preview = SendPreview {
+        id,
+        from: signer.address.clone(),
+        to: to_h.to_address(),
+        amount: gas(value),
+        fees: gas(fees),
+        total: gas(value + fees),
+    };
+    *sends.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(PendingSend {
+        id,
+        tx,
+        summary: format!("sent {} GAS to {}", preview.amount, preview.to),
+        made: std::time::Instant::now(),
+    });
+    Ok(preview)
+}
+
+fn rand_id() -> u64 {
+    u64::from(uuid::Uuid::new_v4().as_u128() as u32)
+}
+
+/// Sends the transfer `chain_send_prepare` showed (exactly that transaction, with those fees)
+/// and waits for its block; each step goes to `progress`.
+#[tauri::command]
+pub async fn chain_send_confirm(
+    state: State<'_, WalletState>,
+    sends: State<'_, SendState>,
+    id: u64,
+    progress: Channel<TxStep>,
+) -> Result<TxResult, String> {
+    let pending = sends
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    let p = match pending {
+        Some(p) if p.id == id && p.made.elapsed() < CONFIRM_WITHIN => p,
+        Some(p) if p.id == id => {
+            return Err(
+                "this transfer waited too long for its confirmation: prepare it again".into(),
+            );
+        }
+        other => {
+            *sends.pending.lock().unwrap_or_else(|p| p.into_inner()) = other;
+            return Err("there is no such transfer waiting: prepare it again".into());
+        }
+    };
+    let rpc = rpc(&state)?;
+    let sender = Sender::connect(&rpc).await.map_err(|e| e.to_string())?;
+    let outcome = sender
+        .send(&p.tx, &mut step_reporter(&progress))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(record(&state, &progress, "send", p.summary, outcome))
+}
+
+/// Drops a prepared transfer.
+#[tauri::command]
+pub async fn chain_send_cancel(sends: State<'_, SendState>) -> Result<(), String> {
+    sends
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    Ok(())
+}
+
+/// Turns the sender's progress into [`TxStep`]s on `progress`.
+fn step_reporter(progress: &Channel<TxStep>) -> impl FnMut(Progress) + Send + '_ {
+    move |p: Progress| {
+        let s = match p {
+            Progress::Signed {
+                txid,
+                system_fee,
+                network_fee,
+            } => TxStep::Signed {
+                txid,
+                fees: gas((system_fee + network_fee) as i128),
+            },
+            Progress::Submitted {
+                txid,
+                valid_until_block,
+            } => TxStep::Submitted {
+                txid,
+                valid_until_block,
+            },
+            Progress::Included { .. } | Progress::Executed { .. } => return,
+        };
+        // The UI may have gone away: the transaction goes on.
+        let _ = progress.send(s);
+    }
+}
+
+/// Reports the confirmation, records the transaction in the app's history, and says what it cost.
+fn record(
+    state: &WalletState,
+    progress: &Channel<TxStep>,
+    kind: &str,
+    summary: String,
+    outcome: TxOutcome,
+) -> TxResult {
+    let _ = progress.send(TxStep::Confirmed {
+        txid: outcome.txid.clone(),
+        block: outcome.block,
+    });
+    let fees = gas(outcome.fees() as i128);
+    TxLog::new(state.config().data_dir.join("transactions.jsonl")).append(&HistoryItem {
+        block: outcome.block as u64,
+        kind: kind.into(),
+        summary,
+        tx: outcome.txid.clone(),
+        gas: Some(format!("-{fees}")),
+    });
+    TxResult {
+        txid: outcome.txid,
+        block: outcome.block,
+        fees,
+    }
+}
+
 /// Signs `make(signer)` with the default account, sends it and waits for its block.
 async fn send_tx(
     state: &WalletState,
@@ -324,46 +506,11 @@ async fn send_tx(
     step(TxStep::Preparing {
         text: "signing".into(),
     });
-    let mut on_progress = |p: Progress| match p {
-        Progress::Signed {
-            txid,
-            system_fee,
-            network_fee,
-        } => step(TxStep::Signed {
-            txid,
-            fees: gas((system_fee + network_fee) as i128),
-        }),
-        Progress::Submitted {
-            txid,
-            valid_until_block,
-        } => step(TxStep::Submitted {
-            txid,
-            valid_until_block,
-        }),
-        Progress::Included { .. } => {}
-        Progress::Executed { .. } => {}
-    };
-    let outcome: TxOutcome = sender
-        .invoke(script, &account, 0, &mut on_progress)
+    let outcome = sender
+        .invoke(script, &account, 0, &mut step_reporter(progress))
         .await
         .map_err(|e| e.to_string())?;
-    step(TxStep::Confirmed {
-        txid: outcome.txid.clone(),
-        block: outcome.block,
-    });
-    let fees = gas(outcome.fees() as i128);
-    TxLog::new(state.config().data_dir.join("transactions.jsonl")).append(&HistoryItem {
-        block: outcome.block as u64,
-        kind: kind.into(),
-        summary,
-        tx: outcome.txid.clone(),
-        gas: Some(format!("-{fees}")),
-    });
-    Ok(TxResult {
-        txid: outcome.txid,
-        block: outcome.block,
-        fees,
-    })
+    Ok(record(state, progress, kind, summary, outcome))
 }
 
 /// The transactions this app sent, one JSON line each (the chain's NEP-17 transfers show

@@ -24,6 +24,9 @@ export const chain = {
     registration: () => invoke("chain_registration"),
     register: (provider, onStep) => invoke("chain_register", { provider, progress: channel(onStep) }),
     unregister: (onStep) => invoke("chain_unregister", { progress: channel(onStep) }),
+    sendPrepare: (to, amount) => invoke("chain_send_prepare", { to, amount }),
+    sendConfirm: (id, onStep) => invoke("chain_send_confirm", { id, progress: channel(onStep) }),
+    sendCancel: () => invoke("chain_send_cancel"),
 };
 export const phone = {
     start: (onEvent) => invoke("phone_start", { events: channel(onEvent) }),

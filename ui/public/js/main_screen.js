@@ -1,7 +1,7 @@
 // The main screen once the wallet is open: wallet (balances, history), providers (register
 // with one, with progress until the transaction is in a block), phone (dialer, call screen
 // with live quality, incoming calls) and messages. The core does the work; this shows it.
-import { chain, phone } from "./api.js";
+import { chain, phone, } from "./api.js";
 import { attempt, busy, el, input, showError, textEl } from "./dom.js";
 import { applyEvent, conversation, currentCall, dialKey, initialView, mosPoints, noteOutgoingMessage, qualityText, setMuted, } from "./phone_view.js";
 import { formatDuration } from "./view.js";
@@ -92,8 +92,8 @@ function stepText(s) {
             return `Confirmed in block ${s.block}`;
     }
 }
-async function runTx(what, send) {
-    const steps = el("tx-progress");
+async function runTx(what, send, list = "tx-progress") {
+    const steps = el(list);
     steps.replaceChildren();
     steps.hidden = false;
     const r = await busy(what, () => send((s) => {
@@ -221,6 +221,38 @@ function wire() {
     for (const p of PANELS)
         el(`nav-${p}`).addEventListener("click", () => selectPanel(p));
     el("wallet-refresh").addEventListener("click", () => void refreshWallet());
+    let preview;
+    el("send-form").addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const to = input("send-to").value.trim();
+        const amount = input("send-amount").value.trim();
+        if (!to || !amount)
+            return showError("Enter the address to send to and the amount of GAS.");
+        preview = await busy("Preparing the transfer and its fees…", () => chain.sendPrepare(to, amount));
+        if (!preview)
+            return;
+        el("send-preview-amount").textContent = preview.amount;
+        el("send-preview-to").textContent = preview.to;
+        el("send-preview-fees").textContent = preview.fees;
+        el("send-preview-total").textContent = preview.total;
+        el("send-preview").hidden = false;
+    });
+    el("send-cancel").addEventListener("click", async () => {
+        preview = undefined;
+        el("send-preview").hidden = true;
+        await attempt(() => chain.sendCancel());
+    });
+    el("send-confirm").addEventListener("click", async () => {
+        if (!preview)
+            return;
+        const id = preview.id;
+        preview = undefined;
+        el("send-preview").hidden = true;
+        if (await runTx("Sending GAS…", (onStep) => chain.sendConfirm(id, onStep), "send-progress")) {
+            input("send-amount").value = "";
+            await refreshWallet();
+        }
+    });
     el("providers-refresh").addEventListener("click", () => void refreshProviders());
     el("unregister").addEventListener("click", async () => {
         if (await runTx("Unregistering on chain…", (onStep) => chain.unregister(onStep))) {
