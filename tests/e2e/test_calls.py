@@ -14,43 +14,18 @@ import threading
 import time
 
 import pytest
-from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import ARTIFACTS, KEYSTORE, TARGET
+from conftest import KEYSTORE, TARGET
+from screen import attr, typed, until, visible
 
 KRYPTON = os.environ.get("KRYPTON_BIN") or os.path.join(TARGET, "debug", "krypton")
 PASSWORD = "e2e calls password"
 CALLS = int(os.environ.get("E2E_CALLS", "5"))
 # the CLI uses the app's keychain store (the devnet's providers keep their wallets there)
 ENV = dict(os.environ, KRYPTON_KEYSTORE=KEYSTORE, NO_COLOR="1")
-
-
-def visible(drv, element_id, timeout=20):
-    return WebDriverWait(drv, timeout).until(EC.visibility_of_element_located((By.ID, element_id)))
-
-
-def typed(drv, element_id, text):
-    box = drv.find_element(By.ID, element_id)
-    box.clear()
-    box.send_keys(text)
-
-
-def until(drv, what, check, timeout=30):
-    """Waits until check(drv) is truthy; fails naming `what`, with a screenshot of the screen."""
-    try:
-        return WebDriverWait(drv, timeout, poll_frequency=0.1).until(lambda d: check(d))
-    except TimeoutException:
-        shot = os.path.join(ARTIFACTS, "failed-" + "".join(c if c.isalnum() else "-" for c in what) + ".png")
-        drv.save_screenshot(shot)
-        status = drv.find_element(By.ID, "error").get_attribute("textContent")
-        pytest.fail(f"waited {timeout} s for {what}; error line: {status!r}; screen: {shot}")
-
-
-def attr(drv, element_id, name):
-    return drv.find_element(By.ID, element_id).get_attribute(name)
 
 
 def krypton(data_dir, *args, stdin=None, net=None):

@@ -8,18 +8,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
+from screen import typed, visible
+
 PASSWORD = "e2e first-run password"
 ADDRESS = re.compile(r"^N[1-9A-HJ-NP-Za-km-z]{33}$")
-
-
-def visible(drv, element_id, timeout=20):
-    return WebDriverWait(drv, timeout).until(EC.visibility_of_element_located((By.ID, element_id)))
-
-
-def typed(drv, element_id, text):
-    box = drv.find_element(By.ID, element_id)
-    box.clear()
-    box.send_keys(text)
 
 
 def test_first_run_screen(driver):
