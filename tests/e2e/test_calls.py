@@ -140,8 +140,9 @@ def test_new_wallet_gets_gas(driver, devnet, artifacts, app_dirs):
     WebDriverWait(driver, 10).until(EC.element_to_be_clickable((By.ID, "backup-continue"))).click()
     visible(driver, "main-screen")
     # the wallet panel shows the devnet and an empty balance
+    # (the panel fills in as the answers come: network first, then the balances)
     until(driver, "the network line", lambda d: "devnet" in d.find_element(By.ID, "network-line").text)
-    assert driver.find_element(By.ID, "balance-gas").text == "0"
+    until(driver, "an empty balance", lambda d: d.find_element(By.ID, "balance-gas").text == "0")
     krypton(app_dirs["data"], "devnet", "fund", address, "--gas", "50")
     driver.find_element(By.ID, "wallet-refresh").click()
     until(driver, "50 GAS", lambda d: d.find_element(By.ID, "balance-gas").text == "50")
