@@ -2,6 +2,7 @@
 
 use krypton_wallet::ScriptHash;
 
+use crate::rpc::Nep17Balance;
 use crate::script::{Arg, ScriptBuilder};
 
 /// GAS token contract (`0xd2a4cff31913016155e38e474a2c06d08be276cf`).
@@ -54,6 +55,16 @@ impl Asset {
             _ => None,
         }
     }
+}
+
+/// The amount of `asset` in `balances` (`getnep17balances`), in its smallest unit; 0 when the
+/// node lists none.
+pub fn amount_of(balances: &[Nep17Balance], asset: Asset) -> i128 {
+    balances
+        .iter()
+        .find(|b| b.asset == asset.hash())
+        .map(|b| b.amount)
+        .unwrap_or(0)
 }
 
 /// Why an amount is not valid.

@@ -291,11 +291,7 @@ impl<'c> Sender<'c> {
 
     async fn check_gas(&self, account: ScriptHash, needed: i64) -> Result<(), ChainError> {
         let balances = self.rpc.get_nep17_balances(&account).await?;
-        let available = balances
-            .iter()
-            .find(|b| b.asset == crate::nep17::GAS)
-            .map(|b| b.amount)
-            .unwrap_or(0);
+        let available = crate::nep17::amount_of(&balances, crate::nep17::Asset::Gas);
         if available < needed as i128 {
             return Err(ChainError::InsufficientGas {
                 account: account.to_address(),

@@ -66,13 +66,7 @@ pub async fn balance(ctx: &Context, address: Option<String>, out: &Output) -> an
     let rpc = ctx.rpc()?;
     let balances = rpc.get_nep17_balances(&who).await?;
     let height = rpc.get_block_count().await?;
-    let amount = |a: Asset| {
-        balances
-            .iter()
-            .find(|b| b.asset == a.hash())
-            .map(|b| b.amount)
-            .unwrap_or(0)
-    };
+    let amount = |a: Asset| nep17::amount_of(&balances, a);
     out.result(json!({
         "address": who.to_address(),
         "GAS": nep17::format_amount(amount(Asset::Gas), 8),

@@ -202,13 +202,7 @@ pub async fn chain_balances(state: State<'_, WalletState>) -> Result<Balances, S
         .await
         .map_err(|e| e.to_string())?;
     let height = rpc.get_block_count().await.map_err(|e| e.to_string())?;
-    let amount = |a: Asset| {
-        balances
-            .iter()
-            .find(|b| b.asset == a.hash())
-            .map(|b| b.amount)
-            .unwrap_or(0)
-    };
+    let amount = |a: Asset| nep17::amount_of(&balances, a);
     Ok(Balances {
         address,
         gas: gas(amount(Asset::Gas)),
