@@ -3,7 +3,8 @@ with timeouts, a screenshot when a wait fails)."""
 import os
 
 import pytest
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
+                                        TimeoutException)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -24,9 +25,11 @@ def typed(drv, element_id, text):
 
 
 def until(drv, what, check, timeout=30):
-    """Waits until check(drv) is truthy; fails naming `what`, with a screenshot of the screen."""
+    """Waits until check(drv) is truthy; fails naming `what`, with a screenshot of the screen. An
+    element redrawn while `check` reads it (stale) means: look again."""
     try:
-        return WebDriverWait(drv, timeout, poll_frequency=0.1).until(lambda d: check(d))
+        return WebDriverWait(drv, timeout, poll_frequency=0.1,
+                             ignored_exceptions=[NoSuchElementException, StaleElementReferenceException]).until(lambda d: check(d))
     except TimeoutException:
         shot = os.path.join(ARTIFACTS, "failed-" + "".join(c if c.isalnum() else "-" for c in what) + ".png")
         drv.save_screenshot(shot)

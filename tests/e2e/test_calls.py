@@ -210,8 +210,10 @@ def test_a_message_each_way(driver, bob, artifacts, app_dirs):
     assert got["body"] == "Hello Bob, from the desktop app"
     me = got["from"]
     bob.send(cmd="message", to=me, body="Hi, this is bob's headless phone")
-    li = until(driver, "bob's message", lambda d: d.find_elements(By.CSS_SELECTOR, "#msg-list li.in"))
-    assert "Hi, this is bob's headless phone" in li[0].text
+    # (the list is drawn anew on each phone event: read it inside the wait)
+    texts = until(driver, "bob's message", lambda d: [
+        li.text for li in d.find_elements(By.CSS_SELECTOR, "#msg-list li.in")])
+    assert "Hi, this is bob's headless phone" in texts[0]
     driver.save_screenshot(os.path.join(artifacts, "calls-messages.png"))
 
 
@@ -221,9 +223,11 @@ def test_the_registration_is_in_the_history(driver, artifacts):
         By.CSS_SELECTOR, '#tx-progress li[data-step="signed"]')]
     driver.find_element(By.ID, "nav-wallet").click()
     driver.find_element(By.ID, "wallet-refresh").click()
-    item = until(driver, "the register transaction", lambda d: d.find_elements(
-        By.CSS_SELECTOR, '#history-list li[data-kind="register"]'))
-    tx = item[0].get_attribute("data-tx")
+    # (each refresh draws the list anew: read it inside the wait)
+    txs = until(driver, "the register transaction", lambda d: [
+        li.get_attribute("data-tx") for li in d.find_elements(
+            By.CSS_SELECTOR, '#history-list li[data-kind="register"]')])
+    tx = txs[0]
     assert tx and any(tx in t for t in txid), (tx, txid)
     # the GAS it cost is in the balance
     assert driver.find_element(By.ID, "balance-gas").text != "50"
