@@ -170,9 +170,12 @@ pub struct Route {
 
 /// What kind of destination a (normalised) string is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
+    /// A `sip:` or `sips:` URI.
     SipUri,
+    /// A NEO N3 address with a valid checksum.
     NeoAddress,
+    /// Anything else: a phone number or a plain user name.
     Number,
 }
 
@@ -185,7 +188,8 @@ fn is_neo_address(s: &str) -> bool {
     s.len() == 34 && s.starts_with('N') && krypton_wallet::ScriptHash::from_address(s).is_ok()
 }
 
-fn kind(s: &str) -> Kind {
+/// The kind of the (normalised) destination `s`.
+pub fn kind(s: &str) -> Kind {
     if is_sip_uri(s) {
         Kind::SipUri
     } else if is_neo_address(s) {

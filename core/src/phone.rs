@@ -30,7 +30,7 @@ use crate::audio::{
 };
 use crate::config::{ConfigError, DeviceChoice, PhoneConfig};
 use crate::dialplan::{self, Route};
-use crate::store::{MessageId, MessageStore};
+use crate::store::{self, MessageId, MessageStore, NewCall};
 
 /// Errors starting the phone.
 #[derive(Debug, thiserror::Error)]
@@ -543,6 +543,16 @@ struct PhoneCall {
     slot: Option<Arc<DeviceSlot>>,
     /// When its media started or it was last resumed (for who owns the devices).
     audio_seq: u64,
+    /// For the call log: who it is with (as dialled or as shown) and when it started.
+    log: CallLog,
+}
+
+/// What the call log needs beyond the call's state.
+struct CallLog {
+    direction: store::Direction,
+    remote: String,
+    started_ms: i64,
+    answered_ms: Option<i64>,
 }
 
 struct Actor {
@@ -759,6 +769,12 @@ impl Actor {
                     transfer_for: None,
                     slot: None,
                     audio_seq: 0,
+                    log: CallLog {
+                        direction: store::Direction::Out,
+                        remote: dialplan::normalize(&to),
+                        started_ms: now_ms(),
+                        answered_ms: None,
+                    },
                 };
                 self.calls.insert(id, call);
                 self.dial_next(id, None).await;
@@ -1102,6 +1118,7 @@ impl Actor {
         }
         call.state = State::Established;
         call.established_at = Some(Instant::now());
+        call.log.answered_ms = Some(now_ms());
         if let Some(from) = call.transfer_for
             && let Some(original) = self.calls.get(&from)
         {
@@ -1148,6 +1165,23 @@ impl Actor {
         if let Some(stream) = &call.stream {
             stream.stop().await;
             stats = call_summary(&call);
+        }
+        let logged = self.store().record_call(&NewCall {
+            account: call.account.clone(),
+            direction: call.log.direction,
+            remote: call.log.remote.clone(),
+            started_ms: call.log.started_ms,
+            answered_ms: call.log.answered_ms,
+            ended_ms: now_ms(),
+            end_reason: reason.to_string(),
+            codec: stats
+                .as_ref()
+                .map(|s| s.codec.clone())
+                .filter(|c| !c.is_empty()),
+            mos: stats.as_ref().map(|s| s.mos),
+        });
+        if let Err(e) = logged {
+            warn!(call = id, error = %e, "call not written to the call log");
         }
         self.emit(PhoneEvent::Ended {
             call: id,
@@ -1537,6 +1571,12 @@ impl Actor {
                 transfer_for: None,
                 slot: None,
                 audio_seq: 0,
+                log: CallLog {
+                    direction: store::Direction::In,
+                    remote: from.clone(),
+                    started_ms: now_ms(),
+                    answered_ms: None,
+                },
             },
         );
         self.emit(PhoneEvent::Incoming {

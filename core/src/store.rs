@@ -1,4 +1,4 @@
-//! Message history and outbox, in SQLite.
+//! Message history and outbox, call log and contacts, in SQLite.
 //!
 //! Outgoing pager-mode messages (RFC 3428 MESSAGE) are queued with [`MessageStore::enqueue`] and
 //! stay in the outbox until [`MessageStore::mark_delivered`] or [`MessageStore::mark_failed`], so
@@ -9,7 +9,9 @@
 //! a dedicated thread or wrap it in a `Mutex` and call it from `tokio::task::spawn_blocking`.
 //! Nothing here reads a clock; callers pass `now_ms` (milliseconds since the Unix epoch).
 //!
-//! The database uses WAL mode and a `PRAGMA user_version` schema version (currently 1). Opening
+//! The call log and the contacts live in the same database (see [`CallRecord`] and [`Contact`]).
+//!
+//! The database uses WAL mode and a `PRAGMA user_version` schema version (currently 2). Opening
 //! a database written by a newer KRYPTON, or a damaged file, gives a [`StoreError`] that tells the
 //! user what to do; it never panics.
 
@@ -19,6 +21,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::Serialize;
+
+mod book;
+
+pub use book::{
+    CALL_LOG_KEEP, CallRecord, Contact, ContactId, DESTINATION_MAX_CHARS, NAME_MAX_CHARS, NewCall,
+};
 
 /// The row id of a stored message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -136,6 +144,28 @@ pub enum StoreError {
         /// Which column.
         what: &'static str,
     },
+    /// A call-log row holds a value this version cannot interpret.
+    #[error("call {id} in the call log holds an invalid {what}")]
+    BadCallRow {
+        /// The row id.
+        id: i64,
+        /// Which column.
+        what: &'static str,
+    },
+    /// A contact's name or destination is not acceptable; the text says what to change.
+    #[error("{0}")]
+    InvalidContact(String),
+    /// Another contact has this destination already.
+    #[error("{destination} is already saved as the contact \"{name}\"; edit that contact instead")]
+    DuplicateContact {
+        /// The destination, normalised.
+        destination: String,
+        /// The existing contact's name.
+        name: String,
+    },
+    /// No contact has this id.
+    #[error("no contact {0}; it may have been deleted — reload the contacts")]
+    ContactNotFound(ContactId),
     /// Any other SQLite error.
     #[error("message database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -162,6 +192,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_status ON messages (status, created_ms);
     CREATE UNIQUE INDEX messages_dedupe ON messages (account, dedupe_key)
         WHERE dedupe_key IS NOT NULL;",
+    // 2: the call log (one row per ended call, bounded) and the contacts.
+    "CREATE TABLE calls (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        account     TEXT    NOT NULL,
+        direction   TEXT    NOT NULL CHECK (direction IN ('in', 'out')),
+        remote      TEXT    NOT NULL,
+        started_ms  INTEGER NOT NULL,
+        answered_ms INTEGER,
+        ended_ms    INTEGER NOT NULL,
+        end_reason  TEXT    NOT NULL,
+        codec       TEXT,
+        mos         REAL
+    );
+    CREATE TABLE contacts (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT    NOT NULL,
+        destination TEXT    NOT NULL UNIQUE
+    );",
 ];
 
 const COLUMNS: &str = "id, direction, account, peer, body, status, status_code, reason, created_ms, updated_ms, attempts";
@@ -700,7 +748,7 @@ mod tests {
                 err,
                 StoreError::TooNew {
                     found: 99,
-                    supported: 1,
+                    supported: 2,
                     ..
                 }
             ),
