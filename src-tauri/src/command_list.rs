@@ -25,4 +25,8 @@ app_commands! {
     phone::phone_start,
     phone::phone_send,
     phone::phone_stop,
+    book::calls_history,
+    book::contacts_list,
+    book::contacts_save,
+    book::contacts_delete,
 }

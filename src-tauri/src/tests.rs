@@ -275,6 +275,13 @@ fn no_command_returns_a_private_key_or_password() {
         ("phone_start", json!({ "events": "__CHANNEL__:3" })),
         ("phone_send", json!({ "command": { "cmd": "devices" } })),
         ("phone_stop", json!({})),
+        ("calls_history", json!({ "limit": 50 })),
+        (
+            "contacts_save",
+            json!({ "contact": { "name": "Foreign", "destination": foreign_key.public_key().address() } }),
+        ),
+        ("contacts_list", json!({})),
+        ("contacts_delete", json!({ "id": 999 })),
     ];
     let called: BTreeSet<&str> = calls.iter().map(|(c, _)| *c).collect();
     let all: BTreeSet<&str> = COMMANDS.iter().copied().collect();
@@ -429,4 +436,125 @@ fn chain_and_phone_commands_say_what_to_do_without_a_chain() {
         .invoke("chain_unregister", json!({ "progress": "__CHANNEL__:2" }))
         .unwrap_err();
     assert!(err.as_str().unwrap().contains("locked"), "{err}");
+}
+
+/// The error text of a command that must fail.
+fn book_err(r: Result<Value, Value>) -> String {
+    r.expect_err("the command should fail")
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn contacts_save_list_delete_even_while_locked() {
+    let t = TestApp::new();
+    t.invoke("wallet_create", json!({ "password": PASSWORD }))
+        .unwrap();
+    t.invoke("wallet_lock", json!({})).unwrap();
+    assert_eq!(t.invoke("contacts_list", json!({})).unwrap(), json!([]));
+    let bob = PrivateKey::generate().public_key().address();
+    let c = t
+        .invoke(
+            "contacts_save",
+            json!({ "contact": { "name": " Bob ", "destination": bob } }),
+        )
+        .unwrap();
+    assert_eq!(
+        (c["name"].as_str(), c["destination"].as_str()),
+        (Some("Bob"), Some(bob.as_str()))
+    );
+    let id = c["id"].as_i64().unwrap();
+    let c = t
+        .invoke(
+            "contacts_save",
+            json!({ "contact": { "id": id, "name": "Bobby", "destination": bob } }),
+        )
+        .unwrap();
+    assert_eq!(c["id"].as_i64(), Some(id));
+    t.invoke(
+        "contacts_save",
+        json!({ "contact": { "name": "Alice", "destination": "+31 20 123 4567" } }),
+    )
+    .unwrap();
+    let list = t.invoke("contacts_list", json!({})).unwrap();
+    assert_eq!(
+        list,
+        json!([
+            { "id": id + 1, "name": "Alice", "destination": "+31201234567" },
+            { "id": id, "name": "Bobby", "destination": bob },
+        ])
+    );
+    // The core's checks reach the UI as errors that say what to change.
+    let err = book_err(t.invoke(
+        "contacts_save",
+        json!({ "contact": { "name": "Twin", "destination": bob } }),
+    ));
+    assert!(err.contains("edit that contact"), "{err}");
+    let err = book_err(t.invoke(
+        "contacts_save",
+        json!({ "contact": { "name": "", "destination": "123" } }),
+    ));
+    assert!(err.contains("type one"), "{err}");
+    t.invoke("contacts_delete", json!({ "id": id })).unwrap();
+    let err = book_err(t.invoke("contacts_delete", json!({ "id": id })));
+    assert!(err.contains("no contact"), "{err}");
+    assert_eq!(
+        t.invoke("contacts_list", json!({}))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The database is the phone's: `<data dir>/phone/messages.sqlite`.
+    let s = krypton_core::store::MessageStore::open(
+        &t.config.data_dir.join("phone").join("messages.sqlite"),
+    )
+    .unwrap();
+    assert_eq!(s.contacts().unwrap()[0].name, "Alice");
+}
+
+#[test]
+fn calls_history_shows_what_the_phone_recorded() {
+    use krypton_core::store::{Direction, MessageStore, NewCall};
+    let t = TestApp::new();
+    assert_eq!(
+        t.invoke("calls_history", json!({ "limit": 10 })).unwrap(),
+        json!([])
+    );
+    let dir = t.config.data_dir.join("phone");
+    // The phone writes a row when a call ends (krypton-core's Phone, same file).
+    let s = MessageStore::open(&dir.join("messages.sqlite")).unwrap();
+    for (remote, answered) in [("NbobAddress", Some(2_000)), ("+3120", None)] {
+        s.record_call(&NewCall {
+            account: "krypton".into(),
+            direction: Direction::Out,
+            remote: remote.into(),
+            started_ms: 1_000,
+            answered_ms: answered,
+            ended_ms: 9_000,
+            end_reason: "local_hangup".into(),
+            codec: answered.map(|_| "opus".into()),
+            mos: answered.map(|_| 4.1),
+        })
+        .unwrap();
+    }
+    let h = t.invoke("calls_history", json!({ "limit": 10 })).unwrap();
+    assert_eq!(h.as_array().unwrap().len(), 2);
+    assert_eq!(h[0]["remote"], "+3120");
+    assert_eq!(h[0]["answered_ms"], Value::Null);
+    assert_eq!(h[1]["remote"], "NbobAddress");
+    assert_eq!(
+        (
+            &h[1]["direction"],
+            &h[1]["answered_ms"],
+            &h[1]["ended_ms"],
+            &h[1]["codec"]
+        ),
+        (&json!("out"), &json!(2_000), &json!(9_000), &json!("opus"))
+    );
+    let h = t.invoke("calls_history", json!({ "limit": 1 })).unwrap();
+    assert_eq!(h.as_array().unwrap().len(), 1);
+    assert!(t.invoke("calls_history", json!({})).is_err());
 }

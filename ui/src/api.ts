@@ -145,3 +145,40 @@ export const phone = {
   send: (command: PhoneCommand) => invoke<void>("phone_send", { command }),
   stop: () => invoke<void>("phone_stop"),
 };
+
+// ---- call history and contacts ----
+
+/** A call in the core's call log (krypton-core `CallRecord`); times in ms since the epoch. */
+export interface CallRecord {
+  id: number;
+  account: string;
+  direction: "in" | "out";
+  remote: string;
+  started_ms: number;
+  answered_ms: number | null;
+  ended_ms: number;
+  end_reason: string;
+  codec: string | null;
+  mos: number | null;
+}
+
+/** A contact (krypton-core `Contact`); the destination as the core normalised it. */
+export interface Contact {
+  id: number;
+  name: string;
+  destination: string;
+}
+
+/** A contact from the form: `id` null for a new one. */
+export interface ContactInput {
+  id: number | null;
+  name: string;
+  destination: string;
+}
+
+export const book = {
+  history: (limit: number) => invoke<CallRecord[]>("calls_history", { limit }),
+  contacts: () => invoke<Contact[]>("contacts_list"),
+  save: (contact: ContactInput) => invoke<Contact>("contacts_save", { contact }),
+  remove: (id: number) => invoke<void>("contacts_delete", { id }),
+};

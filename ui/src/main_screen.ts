@@ -10,6 +10,7 @@ import {
   type TxStep,
   type WalletStatus,
 } from "./api.js";
+import { refreshBook, wireBook } from "./book_panel.js";
 import { attempt, busy, el, input, showError, textEl } from "./dom.js";
 import {
   applyEvent,
@@ -25,8 +26,8 @@ import {
 } from "./phone_view.js";
 import { formatDuration } from "./view.js";
 
-type Panel = "wallet" | "providers" | "phone" | "messages";
-const PANELS: Panel[] = ["wallet", "providers", "phone", "messages"];
+type Panel = "wallet" | "providers" | "phone" | "messages" | "history";
+const PANELS: Panel[] = ["wallet", "providers", "phone", "messages", "history"];
 
 let view: PhoneView = initialView();
 let phoneRunning = false;
@@ -40,6 +41,7 @@ function selectPanel(p: Panel): void {
   }
   if (p === "providers") void refreshProviders();
   if (p === "wallet") void refreshWallet();
+  if (p === "history") void refreshBook();
 }
 
 /** Shows the main screen for the wallet `s`. */
@@ -179,6 +181,8 @@ function onPhoneEvent(e: PhoneEvent): void {
   applyEvent(view, e, Date.now());
   if (e.event === "error" || e.event === "audio_error") showError(view.error);
   if (e.event === "incoming") selectPanel("phone");
+  // the core wrote the call to its log before this event
+  if (e.event === "ended") void refreshBook();
   render();
 }
 
@@ -263,6 +267,7 @@ function renderMessages(): void {
 
 function wire(): void {
   wired = true;
+  wireBook();
   for (const p of PANELS) el(`nav-${p}`).addEventListener("click", () => selectPanel(p));
   el("wallet-refresh").addEventListener("click", () => void refreshWallet());
   let preview: SendPreview | undefined;

@@ -1,6 +1,7 @@
 //! The IPC commands, one module per domain. Each is a thin wrapper over a library crate; blocking
 //! work (keychain, scrypt) runs on a blocking thread so the UI never freezes.
 
+pub mod book;
 pub mod chain;
 pub mod phone;
 pub mod wallet;

@@ -33,3 +33,9 @@ export const phone = {
     send: (command) => invoke("phone_send", { command }),
     stop: () => invoke("phone_stop"),
 };
+export const book = {
+    history: (limit) => invoke("calls_history", { limit }),
+    contacts: () => invoke("contacts_list"),
+    save: (contact) => invoke("contacts_save", { contact }),
+    remove: (id) => invoke("contacts_delete", { id }),
+};

@@ -2,10 +2,11 @@
 // with one, with progress until the transaction is in a block), phone (dialer, call screen
 // with live quality, incoming calls) and messages. The core does the work; this shows it.
 import { chain, phone, } from "./api.js";
+import { refreshBook, wireBook } from "./book_panel.js";
 import { attempt, busy, el, input, showError, textEl } from "./dom.js";
 import { applyEvent, conversation, currentCall, dialKey, initialView, mosPoints, noteOutgoingMessage, qualityText, setMuted, } from "./phone_view.js";
 import { formatDuration } from "./view.js";
-const PANELS = ["wallet", "providers", "phone", "messages"];
+const PANELS = ["wallet", "providers", "phone", "messages", "history"];
 let view = initialView();
 let phoneRunning = false;
 let wired = false;
@@ -19,6 +20,8 @@ function selectPanel(p) {
         void refreshProviders();
     if (p === "wallet")
         void refreshWallet();
+    if (p === "history")
+        void refreshBook();
 }
 /** Shows the main screen for the wallet `s`. */
 export function openMain(s) {
@@ -140,6 +143,9 @@ function onPhoneEvent(e) {
         showError(view.error);
     if (e.event === "incoming")
         selectPanel("phone");
+    // the core wrote the call to its log before this event
+    if (e.event === "ended")
+        void refreshBook();
     render();
 }
 function render() {
@@ -218,6 +224,7 @@ function renderMessages() {
 // ---- wiring ----
 function wire() {
     wired = true;
+    wireBook();
     for (const p of PANELS)
         el(`nav-${p}`).addEventListener("click", () => selectPanel(p));
     el("wallet-refresh").addEventListener("click", () => void refreshWallet());
