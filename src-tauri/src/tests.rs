@@ -228,6 +228,11 @@ fn no_command_returns_a_private_key_or_password() {
     let foreign_key = foreign_wallet(&foreign, PASSWORD);
     let foreign2 = t.dir.path().join("foreign2.json");
     let foreign2_key = foreign_wallet(&foreign2, other_password);
+    let foreign3 = t.dir.path().join("foreign3.json");
+    let foreign3_key = foreign_wallet(&foreign3, PASSWORD);
+    let foreign3_json = std::fs::read_to_string(&foreign3).unwrap();
+    let wif_key = PrivateKey::generate();
+    let typo_wif = typo(&wif_key.to_wif());
 
     let calls: Vec<(&str, Value)> = vec![
         ("wallet_status", json!({})),
@@ -249,6 +254,40 @@ fn no_command_returns_a_private_key_or_password() {
         (
             "wallet_import_nep6",
             json!({ "path": foreign2, "password": other_password }),
+        ),
+        (
+            "wallet_import_nep6_json",
+            json!({ "json": foreign3_json, "name": "foreign3.json", "password": other_password }),
+        ),
+        (
+            "wallet_import_nep6_json",
+            json!({ "json": foreign3_json, "name": "foreign3.json", "password": PASSWORD }),
+        ),
+        // a real WIF: with the wrong password, then imported, then again (duplicate)
+        (
+            "wallet_import_wif",
+            json!({ "wif": &*wif_key.to_wif(), "password": other_password }),
+        ),
+        (
+            "wallet_import_wif",
+            json!({ "wif": &*wif_key.to_wif(), "password": PASSWORD }),
+        ),
+        (
+            "wallet_import_wif",
+            json!({ "wif": &*wif_key.to_wif(), "password": PASSWORD }),
+        ),
+        // a typo in it (the error must not echo the rest)
+        (
+            "wallet_import_wif",
+            json!({ "wif": typo_wif, "password": PASSWORD }),
+        ),
+        (
+            "wallet_receive",
+            json!({ "address": wif_key.public_key().address(), "amount": "2.5" }),
+        ),
+        (
+            "wallet_receive",
+            json!({ "address": foreign2_key.public_key().address() }),
         ),
         ("wallet_status", json!({})),
         // No devnet in this data dir: each answers an error that says what to do (the E2E
@@ -305,8 +344,19 @@ fn no_command_returns_a_private_key_or_password() {
     let created = w.accounts()[0].address().to_string();
     let created_key = w.decrypt_account(&created, PASSWORD).unwrap();
     let mut secrets = vec![PASSWORD.to_string(), other_password.to_string()];
-    for k in [&created_key, &foreign_key, &foreign2_key] {
+    for k in [
+        &created_key,
+        &foreign_key,
+        &foreign2_key,
+        &foreign3_key,
+        &wif_key,
+    ] {
         secrets.extend(key_forms(k));
+    }
+    // the WIF and its typo'd copy, whole and in parts (an error must not quote it)
+    for w in [wif_key.to_wif().to_string(), typo_wif.clone()] {
+        secrets.push(w[..12].to_string());
+        secrets.push(w[40..].to_string());
     }
     for a in &answers {
         for s in &secrets {
@@ -320,6 +370,202 @@ fn no_command_returns_a_private_key_or_password() {
             .iter()
             .any(|a| a.contains(&foreign_key.public_key().address()))
     );
+    for k in [&foreign3_key, &wif_key] {
+        let a = k.public_key().address();
+        assert!(w.account(&a).is_some(), "{a} was imported");
+    }
+    assert!(
+        answers.iter().any(|a| a.contains("neo:")),
+        "receive answered"
+    );
+}
+
+/// `wif` with one character changed (so its checksum fails).
+fn typo(wif: &str) -> String {
+    let mut w = wif.to_string();
+    let c = if &w[20..21] == "x" { "y" } else { "x" };
+    w.replace_range(20..21, c);
+    w
+}
+
+fn err_text(r: Result<Value, Value>) -> String {
+    r.expect_err("an error").as_str().unwrap().to_string()
+}
+
+#[test]
+fn import_wif_into_a_new_wallet_then_duplicate_and_wrong_password() {
+    let t = TestApp::new();
+    // the reference key of ../shared/data/neo-n3-vectors.json (a test key)
+    let wif = "L1eV34wPoj9weqhGijdDLtVQzUpWGHszXXpdU9dPuh2nRFFzFa7E";
+    let address = "NM7Aky765FG8NhhwtxjXRx7jEL1cnw7PBP";
+
+    // bad WIFs: each error says what to do, never echoes the WIF, and imports nothing
+    let bad: Vec<(String, &str)> = vec![
+        (typo(wif), "copy it again"),
+        (wif[..40].to_string(), "copy it again"),
+        ("0OIl".repeat(13), "not Base58"),
+        ("".to_string(), "copy all of it"),
+    ];
+    for (w, want) in &bad {
+        let e = err_text(t.invoke(
+            "wallet_import_wif",
+            json!({ "wif": w, "password": PASSWORD }),
+        ));
+        assert!(
+            e.contains("not a valid WIF") && e.contains(want),
+            "{w}: {e}"
+        );
+        assert!(!e.contains(&wif[..12]) && !e.contains(&wif[40..]), "{e}");
+    }
+    // a new wallet needs a password as long as wallet_create's
+    let e = err_text(t.invoke(
+        "wallet_import_wif",
+        json!({ "wif": wif, "password": "short" }),
+    ));
+    assert!(e.contains("at least 8"), "{e}");
+    assert!(!e.contains(&wif[..12]), "{e}");
+    assert_eq!(
+        t.invoke("wallet_status", json!({})).unwrap()["state"],
+        "none"
+    );
+
+    let s = t
+        .invoke(
+            "wallet_import_wif",
+            json!({ "wif": format!(" {wif}\n"), "password": PASSWORD }),
+        )
+        .unwrap();
+    assert_eq!(s["state"], "unlocked");
+    assert_eq!(s["defaultAddress"], address);
+    assert_eq!(s["accounts"][0]["isDefault"], true, "{s}");
+    assert_eq!(s["accounts"][0]["watchOnly"], false, "{s}");
+    // stored NEP-2 encrypted with the password, the key intact
+    let w = t.keychain().load().unwrap().unwrap();
+    assert!(w.accounts()[0].nep2_key().unwrap().starts_with("6P"));
+    let k = w.decrypt_account(address, PASSWORD).unwrap();
+    assert_eq!(&*k.to_wif(), wif);
+
+    let e = err_text(t.invoke(
+        "wallet_import_wif",
+        json!({ "wif": wif, "password": PASSWORD }),
+    ));
+    assert!(
+        e.contains("in this wallet already") && e.contains(address),
+        "{e}"
+    );
+
+    // a second key goes into the same wallet only with that wallet's password
+    let other = PrivateKey::generate();
+    t.invoke("wallet_lock", json!({})).unwrap();
+    let e = err_text(t.invoke(
+        "wallet_import_wif",
+        json!({ "wif": &*other.to_wif(), "password": "not the password" }),
+    ));
+    assert!(
+        e.contains("this wallet's password") && e.contains("try again"),
+        "{e}"
+    );
+    assert_eq!(t.keychain().load().unwrap().unwrap().accounts().len(), 1);
+    assert_eq!(
+        t.invoke("wallet_status", json!({})).unwrap()["state"],
+        "locked"
+    );
+    let s = t
+        .invoke(
+            "wallet_import_wif",
+            json!({ "wif": &*other.to_wif(), "password": PASSWORD }),
+        )
+        .unwrap();
+    assert_eq!(s["state"], "unlocked");
+    assert_eq!(s["accounts"].as_array().unwrap().len(), 2);
+    assert_eq!(s["defaultAddress"], address, "the default stays");
+    assert_eq!(
+        s["accounts"][1]["address"],
+        other.public_key().address().as_str()
+    );
+}
+
+#[test]
+fn import_nep6_text_from_the_file_chooser() {
+    let t = TestApp::new();
+    let file = t.dir.path().join("chosen.json");
+    let key = foreign_wallet(&file, PASSWORD);
+    let json = std::fs::read_to_string(&file).unwrap();
+
+    let e = err_text(t.invoke(
+        "wallet_import_nep6_json",
+        json!({ "json": "{\"not\": ", "name": "w.json", "password": PASSWORD }),
+    ));
+    assert!(e.contains("w.json is not a usable NEP-6 wallet"), "{e}");
+    let big = " ".repeat(4 * 1024 * 1024 + 1);
+    let e = err_text(t.invoke(
+        "wallet_import_nep6_json",
+        json!({ "json": big, "name": "big.json", "password": PASSWORD }),
+    ));
+    assert!(e.contains("larger than 4 MiB"), "{e}");
+    let e = err_text(t.invoke(
+        "wallet_import_nep6_json",
+        json!({ "json": json, "name": "chosen.json", "password": "wrong password" }),
+    ));
+    assert!(e.contains("try again"), "{e}");
+    assert_eq!(
+        t.invoke("wallet_status", json!({})).unwrap()["state"],
+        "none"
+    );
+
+    let s = t
+        .invoke(
+            "wallet_import_nep6_json",
+            json!({ "json": json, "name": "chosen.json", "password": PASSWORD }),
+        )
+        .unwrap();
+    assert_eq!(s["state"], "unlocked");
+    assert_eq!(s["defaultAddress"], key.public_key().address().as_str());
+    // the same file again: nothing new
+    let e = err_text(t.invoke(
+        "wallet_import_nep6_json",
+        json!({ "json": json, "password": PASSWORD }),
+    ));
+    assert!(e.contains("the chosen file has no account"), "{e}");
+}
+
+#[test]
+fn receive_is_only_for_an_address_of_the_wallet() {
+    let t = TestApp::new();
+    let e = err_text(t.invoke(
+        "wallet_receive",
+        json!({ "address": "NM7Aky765FG8NhhwtxjXRx7jEL1cnw7PBP" }),
+    ));
+    assert!(e.contains("create one or import"), "{e}");
+    let s = t
+        .invoke("wallet_create", json!({ "password": PASSWORD }))
+        .unwrap();
+    let mine = s["defaultAddress"].as_str().unwrap().to_string();
+    t.invoke("wallet_lock", json!({})).unwrap();
+    // locked is fine: the address is public
+    let r = t
+        .invoke(
+            "wallet_receive",
+            json!({ "address": mine, "amount": "0.1" }),
+        )
+        .unwrap();
+    assert_eq!(r["address"], mine.as_str());
+    assert_eq!(r["uri"], format!("neo:{mine}?asset=gas&amount=0.1"));
+    let size = r["qr"]["size"].as_u64().unwrap() as usize;
+    assert!(size >= 21, "{r}");
+    assert_eq!(r["qr"]["modules"].as_str().unwrap().len(), size * size);
+
+    let foreign = PrivateKey::generate().public_key().address();
+    let e = err_text(t.invoke("wallet_receive", json!({ "address": foreign })));
+    assert!(
+        e.contains("not an address of this wallet") && e.contains("choose one"),
+        "{e}"
+    );
+    let e = err_text(t.invoke(
+        "wallet_receive",
+        json!({ "address": mine, "amount": "lots" }),
+    ));
+    assert!(e.contains("leave the amount empty"), "{e}");
 }
 
 #[test]

@@ -23,6 +23,19 @@ export interface BackupResult {
   accounts: number;
 }
 
+/** A QR code: `size` × `size` modules, row-major, "1" dark and "0" light, without quiet zone. */
+export interface QrModules {
+  size: number;
+  modules: string;
+}
+
+/** What `wallet_receive` answers: the address, its `neo:` URI and the URI as a QR code. */
+export interface ReceiveView {
+  address: string;
+  uri: string;
+  qr: QrModules;
+}
+
 function invoke<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
   return window.__TAURI__.core.invoke<T>(cmd, args);
 }
@@ -35,6 +48,13 @@ export const wallet = {
   backup: (path: string) => invoke<BackupResult>("wallet_backup", { path }),
   importNep6: (path: string, password: string) =>
     invoke<WalletStatus>("wallet_import_nep6", { path, password }),
+  /** The text of a NEP-6 file read by the file chooser (NEP-2 encrypted keys only). */
+  importNep6Json: (json: string, name: string, password: string) =>
+    invoke<WalletStatus>("wallet_import_nep6_json", { json, name, password }),
+  /** A WIF private key typed by the user, on its way to the core (never sent back). */
+  importWif: (wif: string, password: string) => invoke<WalletStatus>("wallet_import_wif", { wif, password }),
+  receive: (address: string, amount: string | null) =>
+    invoke<ReceiveView>("wallet_receive", { address, amount }),
 };
 
 // ---- chain ----

@@ -24,6 +24,7 @@ import {
   setMuted,
   type PhoneView,
 } from "./phone_view.js";
+import { openReceive } from "./receive.js";
 import { formatDuration } from "./view.js";
 
 type Panel = "wallet" | "providers" | "phone" | "messages" | "history";
@@ -58,6 +59,7 @@ export function openMain(s: WalletStatus): void {
     }),
   );
   if (!wired) wire();
+  openReceive(s);
   selectPanel("wallet");
   if (s.state === "unlocked") void startPhoneIfRegistered();
 }

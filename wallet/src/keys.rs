@@ -6,7 +6,7 @@ use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
-use crate::hash::{ScriptHash, base58check_decode, base58check_encode};
+use crate::hash::{AddressError, ScriptHash, base58check_decode, base58check_encode};
 use crate::script::VerificationScript;
 
 /// Why a key could not be read.
@@ -20,8 +20,40 @@ pub enum KeyError {
     #[error("not a valid compressed secp256r1 public key")]
     InvalidPublicKey,
     /// The WIF string is malformed (the text is never echoed: it is a secret).
-    #[error("not a valid WIF private key (expected 52 Base58 characters starting with K or L)")]
-    InvalidWif,
+    #[error("not a valid WIF private key: {0}")]
+    InvalidWif(WifError),
+}
+
+/// What is wrong with a WIF string. The messages never hold the string: it is a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WifError {
+    /// A character outside the Base58 alphabet (0, O, I and l are not in it).
+    #[error(
+        "it has a character that is not Base58 (0, O, I and l never appear in one); copy it again"
+    )]
+    NotBase58,
+    /// The last four bytes do not match: a typo or a cut.
+    #[error("its checksum does not match, so a character is wrong or missing; copy it again")]
+    BadChecksum,
+    /// Not 34 bytes (a WIF is 52 characters).
+    #[error(
+        "it is {0} bytes long instead of 34 (a WIF is 52 characters starting with K or L); copy all of it"
+    )]
+    BadLength(usize),
+    /// The first byte is not 0x80.
+    #[error(
+        "its version byte is 0x{0:02x} instead of 0x80, so it is not a NEO WIF private key; export the key as WIF from your wallet"
+    )]
+    BadVersion(u8),
+    /// The last byte is not 0x01 (an uncompressed-key WIF, which NEO does not use).
+    #[error(
+        "it is not flagged for a compressed public key (the 0x01 that NEO WIFs end with); export the key from a NEO wallet"
+    )]
+    NotCompressed,
+    /// The 32 bytes are not a valid secp256r1 scalar.
+    #[error("the 32 key bytes are not a valid secp256r1 private key")]
+    BadKey,
 }
 
 /// A secp256r1 private key. Zeroized on drop; `Debug` never shows it.
@@ -47,11 +79,24 @@ impl PrivateKey {
 
     /// Parses WIF (`0x80 ‖ key ‖ 0x01`, Base58Check).
     pub fn from_wif(wif: &str) -> Result<Self, KeyError> {
-        let p = Zeroizing::new(base58check_decode(wif.trim()).map_err(|_| KeyError::InvalidWif)?);
-        if p.len() != 34 || p[0] != 0x80 || p[33] != 0x01 {
-            return Err(KeyError::InvalidWif);
+        let bad = KeyError::InvalidWif;
+        let p = Zeroizing::new(base58check_decode(wif.trim()).map_err(|e| {
+            bad(match e {
+                AddressError::BadChecksum => WifError::BadChecksum,
+                AddressError::BadLength(n) => WifError::BadLength(n),
+                _ => WifError::NotBase58,
+            })
+        })?);
+        if p.len() != 34 {
+            return Err(bad(WifError::BadLength(p.len())));
         }
-        Self::from_bytes(&p[1..33]).map_err(|_| KeyError::InvalidWif)
+        if p[0] != 0x80 {
+            return Err(bad(WifError::BadVersion(p[0])));
+        }
+        if p[33] != 0x01 {
+            return Err(bad(WifError::NotCompressed));
+        }
+        Self::from_bytes(&p[1..33]).map_err(|_| bad(WifError::BadKey))
     }
 
     /// Encodes as WIF. The string is a secret: it is zeroized on drop.
@@ -195,13 +240,44 @@ mod tests {
     }
 
     #[test]
-    fn bad_wif_is_rejected() {
-        assert_eq!(
-            PrivateKey::from_wif("L1eV34").unwrap_err(),
-            KeyError::InvalidWif
-        );
-        let mut w = "L1eV34wPoj9weqhGijdDLtVQzUpWGHszXXpdU9dPuh2nRFFzFa7E".to_string();
+    fn bad_wif_is_rejected_with_the_reason() {
+        let wif = "L1eV34wPoj9weqhGijdDLtVQzUpWGHszXXpdU9dPuh2nRFFzFa7E";
+        let err = |s: &str| match PrivateKey::from_wif(s).unwrap_err() {
+            KeyError::InvalidWif(e) => e,
+            other => panic!("{other:?}"),
+        };
+        // cut short: the checksum is then over the wrong bytes
+        assert_eq!(err(&wif[..51]), WifError::BadChecksum);
+        let mut w = wif.to_string();
         w.replace_range(10..11, "x");
-        assert_eq!(PrivateKey::from_wif(&w).unwrap_err(), KeyError::InvalidWif);
+        assert_eq!(err(&w), WifError::BadChecksum);
+        w.replace_range(10..11, "0");
+        assert_eq!(err(&w), WifError::NotBase58);
+        assert_eq!(err("1111"), WifError::BadLength(4));
+        let key = hex::decode(PRIV).unwrap();
+        let with = |version: u8, flag: &[u8]| {
+            let mut p = vec![version];
+            p.extend_from_slice(&key);
+            p.extend_from_slice(flag);
+            base58check_encode(&p)
+        };
+        assert_eq!(err(&with(0x80, &[])), WifError::BadLength(33));
+        assert_eq!(err(&with(0xef, &[0x01])), WifError::BadVersion(0xef));
+        assert_eq!(err(&with(0x80, &[0x00])), WifError::NotCompressed);
+        assert!(PrivateKey::from_wif(&with(0x80, &[0x01])).is_ok());
+        // a zero scalar is not a key
+        let mut zero = vec![0x80];
+        zero.extend_from_slice(&[0; 32]);
+        zero.push(0x01);
+        assert_eq!(err(&base58check_encode(&zero)), WifError::BadKey);
+        // no message holds the WIF or a part of it
+        for bad in [&wif[..51], &w] {
+            let msg = PrivateKey::from_wif(bad).unwrap_err().to_string();
+            assert!(
+                !msg.contains(&wif[..8]) && !msg.contains(&wif[40..]),
+                "{msg}"
+            );
+            assert!(msg.contains("copy it again"), "{msg}");
+        }
     }
 }

@@ -16,7 +16,7 @@ mod unlocked;
 
 pub use hash::{AddressError, ScriptHash, base58check_decode, base58check_encode, sha256};
 pub use keychain::{Keychain, KeychainError, KeystoreKind, init_process_keyring};
-pub use keys::{KeyError, PrivateKey, PublicKey};
+pub use keys::{KeyError, PrivateKey, PublicKey, WifError};
 pub use nep2::{
     Nep2Error, Nep2Flavor, ScryptParams, neo2_address, nep2_decrypt, nep2_decrypt_legacy_aware,
     nep2_encrypt, nep2_encrypt_neo2,

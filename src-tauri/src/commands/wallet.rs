@@ -1,4 +1,4 @@
-//! Wallet commands for the first run: status, create, unlock/lock, backup, import.
+//! Wallet commands: status, create, unlock/lock, backup, import (NEP-6 file, WIF), receive.
 //!
 //! The wallet is a NEP-6 document in the OS keychain (krypton-wallet's `Keychain`), keys NEP-2
 //! encrypted, exactly as `krypton wallet` keeps it. Decrypted keys stay in [`WalletState`]
@@ -360,39 +360,202 @@ pub async fn wallet_import_nep6(
     let password = Zeroizing::new(password);
     let path = user_path(&path, "NEP-6 file")?;
     let kc = state.keychain()?;
+    let idle = AUTO_LOCK;
     let (w, session) = blocking(move || {
         let text = read_small(&path)?;
-        let other = Nep6Wallet::from_json(&text)
-            .map_err(|e| format!("{} is not a usable NEP-6 wallet: {e}", path.display()))?;
-        let mut w = kc.load().map_err(|e| e.to_string())?.unwrap_or_default();
-        let n = w
-            .merge(&other, Some(password.as_str()))
-            .map_err(|e| format!("{e}; check the password and try again"))?;
-        if n == 0 {
+        import_nep6_text(&kc, &text, &path.display().to_string(), &password, idle)
+    })
+    .await?;
+    state.set_session(Some(session));
+    Ok(state.status_of(Some(&w)))
+}
+
+/// As [`wallet_import_nep6`], with the file's text as the UI's file chooser read it (`name`, the
+/// chosen file's name, is only for messages). NEP-6 files hold NEP-2 encrypted keys only.
+#[tauri::command]
+pub async fn wallet_import_nep6_json(
+    state: State<'_, WalletState>,
+    json: String,
+    name: Option<String>,
+    password: String,
+) -> Result<WalletStatus, String> {
+    let password = Zeroizing::new(password);
+    let name: String = name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("the chosen file")
+        .chars()
+        .take(200)
+        .collect();
+    if json.len() as u64 > MAX_IMPORT_BYTES {
+        return Err(format!(
+            "{name} is not a NEP-6 wallet file (larger than 4 MiB): choose the wallet's .json file"
+        ));
+    }
+    let kc = state.keychain()?;
+    let idle = AUTO_LOCK;
+    let (w, session) =
+        blocking(move || import_nep6_text(&kc, &json, &name, &password, idle)).await?;
+    state.set_session(Some(session));
+    Ok(state.status_of(Some(&w)))
+}
+
+/// The one import path of a NEP-6 document (from a path or from the file chooser): merge into
+/// the keychain wallet, unlock it all with `password` (locking again after `idle`), save.
+fn import_nep6_text(
+    kc: &Keychain,
+    text: &str,
+    source: &str,
+    password: &str,
+    idle: Duration,
+) -> Result<(Nep6Wallet, UnlockedWallet), String> {
+    let other = Nep6Wallet::from_json(text)
+        .map_err(|e| format!("{source} is not a usable NEP-6 wallet: {e}"))?;
+    let mut w = kc.load().map_err(|e| e.to_string())?.unwrap_or_default();
+    let n = w
+        .merge(&other, Some(password))
+        .map_err(|e| format!("{e}; check the password and try again"))?;
+    if n == 0 {
+        return Err(format!(
+            "{source} has no account that is not in this wallet already"
+        ));
+    }
+    // Decrypts every key, the new ones and any already here: one password for the wallet.
+    let s = UnlockedWallet::unlock(&w, password, Instant::now(), idle).map_err(|e| {
+        format!(
+            "{e}; enter the file's password (with a wallet here already, also that wallet's) and try again"
+        )
+    })?;
+    set_default_if_none(&mut w)?;
+    kc.save(&w).map_err(|e| e.to_string())?;
+    Ok((w, s))
+}
+
+/// Flags the first keyed account as the default when none is (`default_account()` falls back
+/// to it, so check the flag itself).
+fn set_default_if_none(w: &mut Nep6Wallet) -> Result<(), String> {
+    if !w.accounts().iter().any(|a| a.is_default())
+        && let Some(a) = w.accounts().iter().find(|a| !a.is_watch_only())
+    {
+        let a = a.address().to_string();
+        w.set_default(&a).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Imports one private key typed as WIF. The key is NEP-2 encrypted with `password` (scrypt, on
+/// a blocking thread) and added to the keychain wallet: a new wallet when there is none (then
+/// `password` must be at least [`MIN_PASSWORD_CHARS`]), else `password` must unlock the wallet
+/// here. The WIF is never echoed; the wallet is left unlocked.
+#[tauri::command]
+pub async fn wallet_import_wif(
+    state: State<'_, WalletState>,
+    wif: String,
+    password: String,
+) -> Result<WalletStatus, String> {
+    let wif = Zeroizing::new(wif);
+    let password = Zeroizing::new(password);
+    let kc = state.keychain()?;
+    let idle = AUTO_LOCK;
+    let (w, session) = blocking(move || {
+        let key = PrivateKey::from_wif(&wif).map_err(|e| e.to_string())?;
+        drop(wif);
+        let address = key.public_key().address();
+        let existing = kc.load().map_err(|e| e.to_string())?;
+        let is_new = existing.is_none();
+        if is_new {
+            check_new_password(&password)?;
+        }
+        let mut w = existing.unwrap_or_default();
+        if w.account(&address).is_some_and(|a| !a.is_watch_only()) {
             return Err(format!(
-                "{} has no account that is not in this wallet already",
-                path.display()
+                "{address} is in this wallet already with its key: there is nothing to import"
             ));
         }
-        // Decrypts every key, the new ones and any already here: one password for the wallet.
-        let s = UnlockedWallet::unlock(&w, &password, Instant::now(), AUTO_LOCK).map_err(|e| {
-            format!(
-                "{e}; enter the file's password (with a wallet here already, also that wallet's) and try again"
-            )
-        })?;
-        // (`default_account()` falls back to the first keyed account: check the flag itself)
-        if !w.accounts().iter().any(|a| a.is_default())
-            && let Some(a) = w.accounts().iter().find(|a| !a.is_watch_only())
-        {
-            let a = a.address().to_string();
-            w.set_default(&a).map_err(|e| e.to_string())?;
-        }
+        let label = if is_new { FIRST_LABEL } else { "imported" };
+        w.add_account_from_key(&key, &password, label)
+            .map_err(|e| e.to_string())?;
+        // Decrypts every key, the new one and any already here: one password for the wallet.
+        let s = UnlockedWallet::unlock(&w, &password, Instant::now(), idle)
+            .map_err(|e| format!("{e}; enter this wallet's password (the imported key is encrypted with it too) and try again"))?;
+        set_default_if_none(&mut w)?;
         kc.save(&w).map_err(|e| e.to_string())?;
         Ok((w, s))
     })
     .await?;
     state.set_session(Some(session));
     Ok(state.status_of(Some(&w)))
+}
+
+/// What the Receive block shows: the address, its `neo:` URI and the URI as a QR code.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiveView {
+    /// The address to receive at.
+    pub address: String,
+    /// `neo:ADDRESS`, with `?asset=gas&amount=…` when an amount was asked (NEP-9 style).
+    pub uri: String,
+    /// The URI as a QR code.
+    pub qr: QrView,
+}
+
+/// A QR code as modules: `size` × `size`, row-major, `1` dark and `0` light, without the quiet
+/// zone (the UI draws a 4-module margin around it).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QrView {
+    /// Modules per side.
+    pub size: usize,
+    /// `size * size` characters, `0` or `1`.
+    pub modules: String,
+}
+
+/// The receive view of `address` (which must be in the wallet): its `neo:` URI, with a GAS
+/// `amount` if one is given, and the URI as a QR code.
+#[tauri::command]
+pub async fn wallet_receive(
+    state: State<'_, WalletState>,
+    address: String,
+    amount: Option<String>,
+) -> Result<ReceiveView, String> {
+    let w = state.load().await?;
+    let address = address.trim();
+    if w.account(address).is_none() {
+        return Err(format!(
+            "{address} is not an address of this wallet: choose one of your own addresses to receive at"
+        ));
+    }
+    receive_view(address, amount.as_deref())
+}
+
+/// [`ReceiveView`] for `address`, with an optional GAS amount.
+pub(crate) fn receive_view(address: &str, amount: Option<&str>) -> Result<ReceiveView, String> {
+    use krypton_chain::nep17::{Asset, format_amount, parse_amount};
+    let mut uri = format!("neo:{address}");
+    if let Some(a) = amount.map(str::trim).filter(|a| !a.is_empty()) {
+        let v =
+            parse_amount(a, Asset::Gas).map_err(|e| format!("{e}; or leave the amount empty"))?;
+        uri.push_str(&format!(
+            "?asset=gas&amount={}",
+            format_amount(v, Asset::Gas.decimals())
+        ));
+    }
+    let code = qrcode::QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| format!("cannot make a QR code: {e}"))?;
+    let modules = code
+        .to_colors()
+        .iter()
+        .map(|c| if *c == qrcode::Color::Dark { '1' } else { '0' })
+        .collect();
+    Ok(ReceiveView {
+        address: address.to_string(),
+        uri,
+        qr: QrView {
+            size: code.width(),
+            modules,
+        },
+    })
 }
 
 fn read_small(path: &Path) -> Result<String, String> {
@@ -406,4 +569,59 @@ fn read_small(path: &Path) -> Result<String, String> {
     }
     std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}; check the path", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Draws the modules as a greyscale image with a quiet zone and reads it back with a QR
+    /// decoder (rqrr), as a phone camera would.
+    fn decode(qr: &QrView) -> String {
+        const SCALE: usize = 4;
+        const QUIET: usize = 4;
+        assert_eq!(qr.modules.len(), qr.size * qr.size);
+        assert!(qr.modules.bytes().all(|b| b == b'0' || b == b'1'));
+        let side = (qr.size + 2 * QUIET) * SCALE;
+        let m = qr.modules.as_bytes();
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(side, side, |x, y| {
+            let (mx, my) = (x / SCALE, y / SCALE);
+            let inside =
+                (QUIET..QUIET + qr.size).contains(&mx) && (QUIET..QUIET + qr.size).contains(&my);
+            if inside && m[(my - QUIET) * qr.size + (mx - QUIET)] == b'1' {
+                0
+            } else {
+                255
+            }
+        });
+        let grids = img.detect_grids();
+        assert_eq!(grids.len(), 1, "one QR code in the image");
+        grids[0].decode().expect("a readable QR code").1
+    }
+
+    const ADDRESS: &str = "NM7Aky765FG8NhhwtxjXRx7jEL1cnw7PBP";
+
+    #[test]
+    fn receive_qr_decodes_to_the_uri() {
+        let v = receive_view(ADDRESS, None).unwrap();
+        assert_eq!(v.uri, format!("neo:{ADDRESS}"));
+        assert_eq!(decode(&v.qr), v.uri);
+
+        let v = receive_view(ADDRESS, Some(" 1.50 ")).unwrap();
+        assert_eq!(v.uri, format!("neo:{ADDRESS}?asset=gas&amount=1.5"));
+        assert_eq!(v.address, ADDRESS);
+        assert_eq!(decode(&v.qr), v.uri);
+        assert_eq!(
+            receive_view(ADDRESS, Some("")).unwrap().uri,
+            format!("neo:{ADDRESS}")
+        );
+    }
+
+    #[test]
+    fn receive_refuses_a_bad_amount_saying_what_to_do() {
+        for bad in ["-1", "0", "abc", "0.000000001"] {
+            let e = receive_view(ADDRESS, Some(bad)).unwrap_err();
+            assert!(e.contains("leave the amount empty"), "{bad}: {e}");
+        }
+    }
 }

@@ -10,6 +10,11 @@ export const wallet = {
     lock: () => invoke("wallet_lock"),
     backup: (path) => invoke("wallet_backup", { path }),
     importNep6: (path, password) => invoke("wallet_import_nep6", { path, password }),
+    /** The text of a NEP-6 file read by the file chooser (NEP-2 encrypted keys only). */
+    importNep6Json: (json, name, password) => invoke("wallet_import_nep6_json", { json, name, password }),
+    /** A WIF private key typed by the user, on its way to the core (never sent back). */
+    importWif: (wif, password) => invoke("wallet_import_wif", { wif, password }),
+    receive: (address, amount) => invoke("wallet_receive", { address, amount }),
 };
 function channel(onmessage) {
     const c = new window.__TAURI__.core.Channel();

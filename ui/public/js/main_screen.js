@@ -5,6 +5,7 @@ import { chain, phone, } from "./api.js";
 import { refreshBook, wireBook } from "./book_panel.js";
 import { attempt, busy, el, input, showError, textEl } from "./dom.js";
 import { applyEvent, conversation, currentCall, dialKey, initialView, mosPoints, noteOutgoingMessage, qualityText, setMuted, } from "./phone_view.js";
+import { openReceive } from "./receive.js";
 import { formatDuration } from "./view.js";
 const PANELS = ["wallet", "providers", "phone", "messages", "history"];
 let view = initialView();
@@ -33,6 +34,7 @@ export function openMain(s) {
     }));
     if (!wired)
         wire();
+    openReceive(s);
     selectPanel("wallet");
     if (s.state === "unlocked")
         void startPhoneIfRegistered();
