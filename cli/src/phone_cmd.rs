@@ -254,6 +254,7 @@ fn build_config(
             tls_ca: None,
             instance: None,
             bearer: None,
+            credentials: None,
         });
         if config.dial_plan.default.is_empty() {
             config.dial_plan.default.push(id);

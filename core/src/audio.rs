@@ -21,13 +21,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use krypton_media::device::{
     AudioDevices, DeviceError, DeviceInfo, DeviceKind, DeviceList, DeviceOptions,
-    ECHO_CANCELLATION_BUILT, list_devices, resolve_device,
+    ECHO_CANCELLATION_BUILT, resolve_device,
 };
 use krypton_media::engine::{AudioSink, AudioSource};
 use krypton_media::wav::{WavSink, WavSource};
 use tracing::{debug, warn};
 
 use crate::config::{DeviceChoice, PhoneConfig};
+
+/// The sound devices a front end offers in its settings (blocking: asks the sound server).
+pub use krypton_media::device::list_devices;
+/// What [`list_devices`] found: the host and its inputs and outputs.
+pub use krypton_media::device::{DeviceInfo as SoundDevice, DeviceList as SoundDevices};
 
 /// Plays a WAV file (resampled to the codec's rate), then silence.
 pub struct WavFileSource {

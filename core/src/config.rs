@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use krypton_media::codec::CodecKind;
 use krypton_media::sdp::SrtpPolicy;
-use krypton_sip::digest::Credentials;
+/// A SIP digest user name and password (zeroized, hidden from `Debug`).
+pub use krypton_sip::digest::Credentials;
 use krypton_sip::{Account, Aor, BearerSigner, ProxyAddr, RegistrationPolicy};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -108,6 +109,11 @@ pub struct AccountConfig {
     /// that unlocked the wallet, never read from a config file.
     #[serde(skip)]
     pub bearer: Option<Arc<dyn BearerSigner>>,
+    /// Digest credentials held in memory by a front end (the desktop app keeps SIP passwords
+    /// encrypted and decrypts them only to start the phone); they take precedence over
+    /// `password_file`. Never read from a config file; `Debug` does not show the password.
+    #[serde(skip)]
+    pub credentials: Option<Credentials>,
 }
 
 fn yes() -> bool {
@@ -384,8 +390,9 @@ impl AccountConfig {
             None => ProxyAddr::parse(&format!("sip:{}", aor.domain)),
         }
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let credentials = match &self.password_file {
-            Some(path) => {
+        let credentials = match (&self.credentials, &self.password_file) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(path)) => {
                 let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
                     ConfigError::Read {
                         path: path.clone(),
@@ -396,7 +403,7 @@ impl AccountConfig {
                 let user = self.username.clone().unwrap_or_else(|| aor.user.clone());
                 Some(Credentials::new(user, password))
             }
-            None => None,
+            (None, None) => None,
         };
         let mut policy = RegistrationPolicy::default();
         if let Some(e) = self.expires {
@@ -513,5 +520,24 @@ accounts = ["a", "b"]
         )
         .unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("zz"));
+    }
+
+    #[test]
+    fn credentials_from_a_front_end_win_over_a_password_file_and_stay_hidden() {
+        let mut a: AccountConfig = toml::from_str::<PhoneConfig>(
+            "[[account]]\nid = \"a\"\naor = \"sip:alice@a.test\"\npassword_file = \"/nonexistent\"\n",
+        )
+        .unwrap()
+        .accounts
+        .remove(0);
+        assert!(a.to_account().is_err(), "the missing file is read");
+        a.credentials = Some(Credentials::new("alice", "front end secret"));
+        let sip = a.to_account().unwrap();
+        let c = sip.credentials.unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("alice", "front end secret")
+        );
+        assert!(!format!("{a:?}").contains("front end secret"));
     }
 }

@@ -200,6 +200,7 @@ pub fn account_config(
         tls_ca: None,
         instance: Some(format!("urn:uuid:{}", chain.uuid.trim())),
         bearer: Some(Arc::new(WalletSigner::new(key, address, location))),
+        credentials: None,
     }
 }
 

@@ -32,4 +32,7 @@ app_commands! {
     book::contacts_list,
     book::contacts_save,
     book::contacts_delete,
+    settings::settings_get,
+    settings::settings_save,
+    settings::audio_devices,
 }

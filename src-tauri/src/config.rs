@@ -21,6 +21,9 @@ pub struct DesktopConfig {
     pub network: String,
     /// The KRYPTON contract's hash, where the network has none built in.
     pub contract: Option<String>,
+    /// The network was given on the command line or in the environment: it overrides the
+    /// settings, and the Settings panel shows it as fixed.
+    pub network_fixed: bool,
 }
 
 impl DesktopConfig {
@@ -41,6 +44,7 @@ impl DesktopConfig {
             keystore,
             network: DEFAULT_NETWORK.into(),
             contract: None,
+            network_fixed: false,
         })
     }
 
@@ -90,6 +94,7 @@ impl DesktopConfig {
         let mut config = Self::new(&data_dir, keystore)?;
         if let Some(n) = network {
             config.network = n;
+            config.network_fixed = true;
         }
         config.contract = contract;
         Ok(config)

@@ -7,6 +7,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod settings;
 
 use config::DesktopConfig;
 

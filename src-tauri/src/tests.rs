@@ -14,6 +14,7 @@ use crate::COMMANDS;
 use crate::config::DesktopConfig;
 
 const PASSWORD: &str = "correct horse battery";
+const SIP_PASSWORD: &str = "sip digest secret 42";
 
 struct TestApp {
     _app: App<MockRuntime>,
@@ -311,6 +312,18 @@ fn no_command_returns_a_private_key_or_password() {
             json!({ "id": 1, "progress": "__CHANNEL__:4" }),
         ),
         ("chain_send_cancel", json!({})),
+        // a SIP password goes in (sealed with the unlocked wallet's key) and never comes back
+        (
+            "settings_save",
+            json!({ "settings": {
+                "network": "devnet", "autoLockMinutes": 10,
+                "audioInput": "default", "audioOutput": "default",
+                "sipAccounts": [{ "id": "office", "aor": "sip:alice@office.example",
+                                  "password": SIP_PASSWORD }],
+                "dialPlan": { "rules": [], "default": [] } } }),
+        ),
+        ("settings_get", json!({})),
+        ("audio_devices", json!({})),
         ("phone_start", json!({ "events": "__CHANNEL__:3" })),
         ("phone_send", json!({ "command": { "cmd": "devices" } })),
         ("phone_stop", json!({})),
@@ -343,7 +356,11 @@ fn no_command_returns_a_private_key_or_password() {
     let w = t.keychain().load().unwrap().unwrap();
     let created = w.accounts()[0].address().to_string();
     let created_key = w.decrypt_account(&created, PASSWORD).unwrap();
-    let mut secrets = vec![PASSWORD.to_string(), other_password.to_string()];
+    let mut secrets = vec![
+        PASSWORD.to_string(),
+        other_password.to_string(),
+        SIP_PASSWORD.to_string(),
+    ];
     for k in [
         &created_key,
         &foreign_key,
@@ -377,6 +394,12 @@ fn no_command_returns_a_private_key_or_password() {
     assert!(
         answers.iter().any(|a| a.contains("neo:")),
         "receive answered"
+    );
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.starts_with("settings_get") && a.contains("\"hasPassword\":true")),
+        "the SIP password was saved"
     );
 }
 
@@ -682,6 +705,98 @@ fn chain_and_phone_commands_say_what_to_do_without_a_chain() {
         .invoke("chain_unregister", json!({ "progress": "__CHANNEL__:2" }))
         .unwrap_err();
     assert!(err.as_str().unwrap().contains("locked"), "{err}");
+}
+
+fn settings_input(network: &str, password: Option<&str>) -> Value {
+    json!({ "settings": {
+        "network": network, "autoLockMinutes": 5,
+        "audioInput": "default", "audioOutput": "alsa:hw:9",
+        "sipAccounts": [{ "id": "office", "aor": "sip:alice@office.example",
+                          "proxy": "sip:127.0.0.1:5060", "password": password }],
+        "dialPlan": { "rules": [{ "match": { "prefix": "0" }, "accounts": ["office"] }],
+                      "default": [] } } })
+}
+
+#[test]
+fn settings_are_saved_checked_and_keep_the_sip_password_sealed() {
+    let t = TestApp::new();
+    let file = t.config.data_dir.join(crate::settings::FILE_NAME);
+    let v = t.invoke("settings_get", json!({})).unwrap();
+    assert_eq!(v["network"], "devnet");
+    assert_eq!(v["autoLockMinutes"], 15);
+    assert_eq!(v["networkFixed"], false);
+
+    // a password needs a wallet, unlocked: nothing is saved without it
+    let e = t
+        .invoke(
+            "settings_save",
+            settings_input("testnet", Some(SIP_PASSWORD)),
+        )
+        .unwrap_err();
+    assert!(e.as_str().unwrap().contains("wallet"), "{e}");
+    assert!(!file.exists());
+
+    t.invoke("wallet_create", json!({ "password": PASSWORD }))
+        .unwrap();
+    t.invoke("wallet_lock", json!({})).unwrap();
+    let e = t
+        .invoke(
+            "settings_save",
+            settings_input("testnet", Some(SIP_PASSWORD)),
+        )
+        .unwrap_err();
+    assert!(e.as_str().unwrap().contains("unlock the wallet"), "{e}");
+    t.invoke("wallet_unlock", json!({ "password": PASSWORD }))
+        .unwrap();
+    let v = t
+        .invoke(
+            "settings_save",
+            settings_input("testnet", Some(SIP_PASSWORD)),
+        )
+        .unwrap();
+    assert_eq!(v["network"], "testnet");
+    assert_eq!(v["sipAccounts"][0]["hasPassword"], true);
+    assert_eq!(v["audioOutput"], "alsa:hw:9");
+    let on_disk = std::fs::read_to_string(&file).unwrap();
+    assert!(!on_disk.contains(SIP_PASSWORD), "the file holds it sealed");
+    assert!(on_disk.contains("sealedPassword"));
+
+    // saved again without a password: the sealed one stays
+    let v = t
+        .invoke("settings_save", settings_input("testnet", None))
+        .unwrap();
+    assert_eq!(v["sipAccounts"][0]["hasPassword"], true);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), on_disk.clone());
+    // the network reaches the chain commands
+    assert_eq!(
+        t.invoke("settings_get", json!({})).unwrap()["network"],
+        "testnet"
+    );
+
+    // bad input: a clear error, and the file is unchanged
+    for (input, says) in [
+        (settings_input("gopher://x", None), "http://"),
+        (
+            {
+                let mut i = settings_input("testnet", None);
+                i["settings"]["dialPlan"]["rules"][0]["accounts"] = json!(["nobody"]);
+                i
+            },
+            "routing rules",
+        ),
+        (
+            {
+                let mut i = settings_input("testnet", None);
+                i["settings"]["autoLockMinutes"] = json!(0);
+                i
+            },
+            "auto-lock",
+        ),
+    ] {
+        let e = t.invoke("settings_save", input).unwrap_err();
+        assert!(e.as_str().unwrap().contains(says), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), on_disk);
+    }
 }
 
 /// The error text of a command that must fail.

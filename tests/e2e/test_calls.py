@@ -57,14 +57,18 @@ class HeadlessPhone:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, env=ENV)
         self.events = queue.Queue()
+        self.sip = None
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.proc.stdout:
             try:
-                self.events.put(json.loads(line))
+                e = json.loads(line)
             except ValueError:
-                pass
+                continue
+            if e.get("event") == "ready":
+                self.sip = e["sip"]  # its own SIP address (host:port)
+            self.events.put(e)
 
     def send(self, **cmd):
         self.proc.stdin.write(json.dumps(cmd) + "\n")
@@ -259,6 +263,73 @@ def test_send_gas_with_the_fee_shown_first(driver, devnet, app_dirs, artifacts):
     driver.save_screenshot(os.path.join(artifacts, "calls-sent.png"))
 
 
+
+def my_address(driver):
+    return driver.find_element(By.CSS_SELECTOR, "#main-addresses code").get_attribute("textContent")
+
+
+def test_an_incoming_call_is_answered_then_one_declined(driver, bob, artifacts):
+    driver.find_element(By.ID, "nav-phone").click()
+    me = my_address(driver)
+    bob.send(cmd="call", to=me)
+    visible(driver, "incoming-panel", timeout=30)
+    assert bob.address in driver.find_element(By.ID, "incoming-from").text
+    driver.save_screenshot(os.path.join(artifacts, "calls-incoming.png"))
+    driver.find_element(By.ID, "incoming-answer").click()
+    until(driver, "the answered call to be up", lambda d: d.find_element(By.ID, "call-panel").is_displayed()
+          and attr(d, "call-state", "data-state") == "established")
+    bob.wait("established", 30)
+    assert not driver.find_element(By.ID, "incoming-panel").is_displayed()
+    hang_up(driver, bob)
+
+    bob.send(cmd="call", to=me)
+    visible(driver, "incoming-panel", timeout=30)
+    driver.find_element(By.ID, "incoming-decline").click()
+    ended = bob.wait("ended", 30)
+    assert ended["reason"] != "local_hangup", ended
+    until(driver, "the incoming panel to go", lambda d: not d.find_element(By.ID, "incoming-panel").is_displayed())
+    driver.save_screenshot(os.path.join(artifacts, "calls-declined.png"))
+
+
+def test_a_rule_routes_numbers_through_an_ordinary_sip_account(driver, bob, artifacts):
+    """Settings: a SIP account without registration whose proxy is bob's phone itself, and a
+    rule "numbers starting with 0 go through it"; dialling 0301234 reaches bob that way, while
+    NEO addresses still go through the KRYPTON provider."""
+    driver.find_element(By.ID, "nav-settings").click()
+    visible(driver, "panel-settings")
+    until(driver, "the settings to load", lambda d: d.find_element(By.ID, "set-autolock").get_attribute("value"))
+    driver.find_element(By.ID, "set-add-account").click()
+    acc = driver.find_elements(By.CSS_SELECTOR, "#set-accounts .sip-account")[-1]
+    field = lambda row, name: row.find_element(By.CSS_SELECTOR, f'[data-field="{name}"]')  # noqa: E731
+    field(acc, "id").send_keys("direct")
+    field(acc, "aor").send_keys("sip:alice@127.0.0.1")
+    field(acc, "proxy").send_keys(f"sip:{bob.sip}")
+    field(acc, "register").click()  # off: bob is no registrar
+    driver.find_element(By.ID, "set-add-rule").click()
+    rule = driver.find_elements(By.CSS_SELECTOR, "#set-rules .rule")[-1]
+    field(rule, "value").send_keys("0")
+    field(rule, "accounts").send_keys("direct")
+    driver.find_element(By.ID, "settings-save").click()
+    visible(driver, "settings-saved")
+    driver.save_screenshot(os.path.join(artifacts, "calls-routing-settings.png"))
+
+    # the phone starts again with the new account and rule
+    driver.find_element(By.ID, "nav-phone").click()
+    until(driver, "the phone to register again", lambda d: attr(d, "phone-status", "data-state") == "registered")
+    before = attr(driver, "call-panel", "data-call")
+    typed(driver, "dial-to", "030 1234")
+    driver.find_element(By.ID, "dial-call").click()
+    incoming = bob.wait("incoming", 30)
+    assert "0301234" in json.dumps(incoming) or "alice@127.0.0.1" in incoming["from"], incoming
+    until(driver, "the routed call to be up", lambda d: attr(d, "call-panel", "data-call") != before
+          and attr(d, "call-state", "data-state") == "established")
+    bob.wait("established", 30)
+    hang_up(driver, bob)
+    # and a NEO address still goes through the provider
+    call_bob(driver, bob)
+    hang_up(driver, bob)
+
+
 def rss_kib(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -313,3 +384,48 @@ def test_memory_over_many_calls(driver, bob, artifacts):
     with open(os.path.join(artifacts, "memory.txt"), "w") as f:
         f.write(line + "\n")
     driver.save_screenshot(os.path.join(artifacts, "calls-many.png"))
+
+
+def test_call_history_and_a_contact_called_from_the_list(driver, bob, artifacts):
+    """The calls made above are in the History tab (the core's call log) with bob's address and
+    a duration; a contact saved there is called with its Call button (bob answers by himself)."""
+    driver.find_element(By.ID, "nav-history").click()
+    visible(driver, "panel-history")
+    rows = f'#calls-list li[data-remote="{bob.address}"]'
+    # (the list is drawn anew after each call: read it inside the wait)
+    durations = until(driver, "the earlier calls in the history", lambda d: [
+        li.find_element(By.CSS_SELECTOR, ".duration").text
+        for li in d.find_elements(By.CSS_SELECTOR, rows)])
+    assert len(durations) >= 1 + CALLS, durations
+    assert all(":" in t and t.replace(":", "").isdigit() for t in durations), durations
+    first = driver.find_elements(By.CSS_SELECTOR, rows)[-1]
+    assert first.get_attribute("data-direction") == "out"
+    assert first.get_attribute("data-reason") == "local_hangup"
+    driver.save_screenshot(os.path.join(artifacts, "calls-history-tab.png"))
+
+    typed(driver, "contact-name", "Bob (headless)")
+    typed(driver, "contact-destination", f"  {bob.address} ")
+    driver.find_element(By.ID, "contact-save").click()
+    contact = f'#contacts-list li[data-destination="{bob.address}"]'
+    until(driver, "the contact in the list", lambda d: d.find_element(
+        By.CSS_SELECTOR, f"{contact} .name").text == "Bob (headless)")
+    # the history names the contact now
+    until(driver, "the contact's name in the history", lambda d: "Bob (headless)" in d.find_element(
+        By.CSS_SELECTOR, rows).text)
+    driver.save_screenshot(os.path.join(artifacts, "calls-contact-saved.png"))
+
+    before = attr(driver, "call-panel", "data-call")
+    driver.find_element(By.CSS_SELECTOR, f"{contact} button.contact-call").click()
+    # the Call button dials through the Phone panel
+    visible(driver, "panel-phone")
+    assert driver.find_element(By.ID, "dial-to").get_attribute("value") == bob.address
+    until(driver, "the contact's call to be established", lambda d: attr(d, "call-panel", "data-call") != before
+          and d.find_element(By.ID, "call-panel").is_displayed()
+          and attr(d, "call-state", "data-state") == "established")
+    bob.wait("established", 30)
+    driver.save_screenshot(os.path.join(artifacts, "calls-contact-call.png"))
+    hang_up(driver, bob)
+    driver.find_element(By.ID, "nav-history").click()
+    until(driver, "the contact's call in the history", lambda d: len(
+        d.find_elements(By.CSS_SELECTOR, rows)) == len(durations) + 1)
+    driver.save_screenshot(os.path.join(artifacts, "calls-history-after-contact.png"))

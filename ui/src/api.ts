@@ -166,6 +166,89 @@ export const phone = {
   stop: () => invoke<void>("phone_stop"),
 };
 
+// ---- settings ----
+
+/** What a routing rule matches (krypton-core `Match`). */
+export type MatchSpec = { prefix: string } | { pattern: string } | "neo_address" | "sip_uri" | "any";
+
+/** A routing rule (krypton-core `Rule`). */
+export interface Rule {
+  match: MatchSpec;
+  accounts: string[];
+  strip?: number;
+  prepend?: string;
+  fallback_to_default?: boolean;
+}
+
+/** Routing by destination (krypton-core `DialPlan`). */
+export interface DialPlan {
+  rules: Rule[];
+  default: string[];
+}
+
+export interface SipAccountView {
+  id: string;
+  aor: string;
+  proxy: string | null;
+  username: string | null;
+  displayName: string | null;
+  register: boolean;
+  hasPassword: boolean;
+}
+
+/** A SIP account from the form; `password` only when a new one was typed. */
+export interface SipAccountInput {
+  id: string;
+  aor: string;
+  proxy: string | null;
+  username: string | null;
+  displayName: string | null;
+  register: boolean;
+  password: string | null;
+  clearPassword: boolean;
+}
+
+export interface SettingsView {
+  network: string;
+  contract: string | null;
+  networkFixed: boolean;
+  autoLockMinutes: number;
+  audioInput: string;
+  audioOutput: string;
+  sipAccounts: SipAccountView[];
+  dialPlan: DialPlan;
+  routeAccounts: string[];
+  problem: string | null;
+}
+
+export interface SettingsInput {
+  network: string;
+  contract: string | null;
+  autoLockMinutes: number;
+  audioInput: string;
+  audioOutput: string;
+  sipAccounts: SipAccountInput[];
+  dialPlan: DialPlan;
+}
+
+export interface AudioDevice {
+  id: string;
+  name: string;
+  isDefault: boolean;
+}
+
+export interface AudioDevices {
+  host: string;
+  inputs: AudioDevice[];
+  outputs: AudioDevice[];
+}
+
+export const settings = {
+  get: () => invoke<SettingsView>("settings_get"),
+  save: (s: SettingsInput) => invoke<SettingsView>("settings_save", { settings: s }),
+  audioDevices: () => invoke<AudioDevices>("audio_devices"),
+};
+
 // ---- call history and contacts ----
 
 /** A call in the core's call log (krypton-core `CallRecord`); times in ms since the epoch. */

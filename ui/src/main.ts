@@ -155,6 +155,7 @@ function wire(): void {
     if (s) route(s);
   });
   // The core's auto-lock dropped the keys (main_screen.ts notices): ask for the password.
+  document.addEventListener("krypton:locked", (e) => route((e as CustomEvent<WalletStatus>).detail));
 }
 
 async function start(): Promise<void> {

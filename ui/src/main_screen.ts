@@ -3,6 +3,7 @@
 // with live quality, incoming calls) and messages. The core does the work; this shows it.
 import {
   chain,
+  wallet,
   phone,
   type HistoryItem,
   type PhoneEvent,
@@ -25,10 +26,14 @@ import {
   type PhoneView,
 } from "./phone_view.js";
 import { openReceive } from "./receive.js";
+import { refreshSettings, wireSettings } from "./settings_panel.js";
 import { formatDuration } from "./view.js";
 
-type Panel = "wallet" | "providers" | "phone" | "messages" | "history";
-const PANELS: Panel[] = ["wallet", "providers", "phone", "messages", "history"];
+type Panel = "wallet" | "providers" | "phone" | "messages" | "history" | "settings";
+const PANELS: Panel[] = ["wallet", "providers", "phone", "messages", "history", "settings"];
+
+/** How often the main screen asks whether the wallet auto-locked. */
+const LOCK_CHECK_MS = 5000;
 
 let view: PhoneView = initialView();
 let phoneRunning = false;
@@ -42,6 +47,7 @@ function selectPanel(p: Panel): void {
   }
   if (p === "providers") void refreshProviders();
   if (p === "wallet") void refreshWallet();
+  if (p === "settings") void refreshSettings();
   if (p === "history") void refreshBook();
 }
 
@@ -59,12 +65,29 @@ export function openMain(s: WalletStatus): void {
     }),
   );
   if (!wired) wire();
+  watchLock();
   openReceive(s);
   selectPanel("wallet");
   if (s.state === "unlocked") void startPhoneIfRegistered();
 }
 
 // ---- wallet ----
+
+let lockWatch: number | undefined;
+
+/** Notices the core's auto-lock (Settings → Security): when the keys have been dropped and
+ * no call is in progress, the app asks for the password again (`krypton:locked`, main.ts). */
+function watchLock(): void {
+  window.clearInterval(lockWatch);
+  lockWatch = window.setInterval(async () => {
+    if (el("main-screen").hidden || currentCall(view)) return;
+    const s = await wallet.status().catch(() => undefined);
+    if (s && s.state !== "unlocked") {
+      window.clearInterval(lockWatch);
+      document.dispatchEvent(new CustomEvent("krypton:locked", { detail: s }));
+    }
+  }, LOCK_CHECK_MS);
+}
 
 async function refreshWallet(): Promise<void> {
   try {
@@ -270,6 +293,10 @@ function renderMessages(): void {
 function wire(): void {
   wired = true;
   wireBook();
+  // New accounts, rules or devices take effect when the phone starts again.
+  wireSettings(() => {
+    if (phoneRunning) void startPhone();
+  });
   for (const p of PANELS) el(`nav-${p}`).addEventListener("click", () => selectPanel(p));
   el("wallet-refresh").addEventListener("click", () => void refreshWallet());
   let preview: SendPreview | undefined;

@@ -166,7 +166,7 @@ pub struct SendPreview {
 }
 
 fn network(state: &WalletState) -> Network {
-    state.config().network()
+    state.network()
 }
 
 fn rpc(state: &WalletState) -> Result<RpcClient, String> {

@@ -4,6 +4,7 @@
 pub mod book;
 pub mod chain;
 pub mod phone;
+pub mod settings;
 pub mod wallet;
 
 /// Runs blocking work (keychain calls, scrypt) off the async runtime.

@@ -15,6 +15,7 @@ use tauri::ipc::Channel;
 use tokio::sync::Mutex;
 
 use super::wallet::WalletState;
+use crate::settings;
 
 /// How often a call's live quality is reported (the call screen's graph).
 const QUALITY_EVERY_MS: u64 = 1000;
@@ -35,8 +36,10 @@ pub struct PhoneStarted {
     pub provider: String,
 }
 
-/// Starts the phone on the wallet's default account at its on-chain provider (replacing a
-/// running one). Events, from `ready` and `registered` on, arrive on `events`.
+/// Starts the phone (replacing a running one) on every wallet account that is registered with
+/// a provider on chain, the default account first, plus the SIP accounts from the settings,
+/// routed by the settings' rules, on the chosen sound devices. Events, from `ready` and
+/// `registered` on, arrive on `events`.
 #[tauri::command]
 pub async fn phone_start(
     wallet: State<'_, WalletState>,
@@ -44,31 +47,77 @@ pub async fn phone_start(
     events: Channel<PhoneEvent>,
 ) -> Result<PhoneStarted, String> {
     let signer = wallet.signer().await?;
-    let net = wallet.config().network();
+    let net = wallet.network();
     let rpc = net.rpc().map_err(|e| e.to_string())?;
     let contract = net.contract().map_err(|e| e.to_string())?;
-    let chain = wallet_account::lookup(&rpc, &contract, &signer.address)
-        .await
-        .map_err(|e| e.to_string())?;
-    let proving =
-        wallet_account::signing_address(&signer.wallet, &signer.address, chain.device_key.as_ref())
-            .map_err(|e| e.to_string())?;
-    let key = wallet.key_of(&proving)?;
-    let account = wallet_account::account_config(
-        &signer.address,
-        &chain,
-        key,
-        &WalletAccountOptions::default(),
+    let (settings, _) = wallet.settings();
+
+    // The wallet's KRYPTON accounts: the default one must be registered (it is the one the
+    // Providers panel registers); the others join when they are.
+    let mut addresses = vec![signer.address.clone()];
+    addresses.extend(
+        signer
+            .wallet
+            .accounts()
+            .iter()
+            .filter(|a| !a.is_watch_only() && a.address() != signer.address)
+            .map(|a| a.address().to_string()),
     );
-    let aor = account.aor.clone();
+    let mut accounts = Vec::new();
+    let mut first: Option<(String, wallet_account::OnChain)> = None;
+    for address in addresses {
+        let chain = match wallet_account::lookup(&rpc, &contract, &address).await {
+            Ok(c) => c,
+            Err(e) if first.is_none() => return Err(e.to_string()),
+            Err(e) => {
+                tracing::info!("{address} stays off the phone: {e}");
+                continue;
+            }
+        };
+        let proving =
+            wallet_account::signing_address(&signer.wallet, &address, chain.device_key.as_ref())
+                .map_err(|e| e.to_string())?;
+        let key = wallet.key_of(&proving)?;
+        accounts.push(wallet_account::account_config(
+            &address,
+            &chain,
+            key,
+            &WalletAccountOptions::default(),
+        ));
+        if first.is_none() {
+            first = Some((address, chain));
+        }
+    }
+    let (_, chain) = first.ok_or("the wallet has no account registered with a provider")?;
+    let aor = accounts[0].aor.clone();
+
+    for a in &settings.sip_accounts {
+        let password = match &a.sealed_password {
+            Some(sealed) => Some(settings::unseal(&signer.key, &a.id, sealed)?),
+            None => None,
+        };
+        accounts.push(a.to_config(password));
+    }
+    let mut dial_plan = settings.dial_plan.clone();
+    if dial_plan.default.is_empty() {
+        dial_plan.default = accounts.iter().map(|a| a.id.clone()).collect();
+    }
     let config = PhoneConfig {
         bind: local_ip_towards(&chain.location).await?,
-        accounts: vec![account],
+        accounts,
+        dial_plan,
         data_dir: Some(wallet.config().data_dir.join("phone")),
-        audio: AudioConfig::default_devices(),
+        audio: AudioConfig {
+            input: Some(settings.audio_input.clone()),
+            output: Some(settings.audio_output.clone()),
+            echo_cancellation: true,
+        },
         quality_interval_ms: Some(QUALITY_EVERY_MS),
         ..Default::default()
     };
+    config
+        .validate()
+        .map_err(|e| format!("{e}: correct the SIP accounts or routing rules in Settings"))?;
     let mut running = phone.phone.lock().await;
     if let Some(old) = running.take() {
         old.send(PhoneCommand::Quit);

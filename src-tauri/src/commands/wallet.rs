@@ -16,11 +16,10 @@ use zeroize::Zeroizing;
 
 use super::blocking;
 use crate::config::DesktopConfig;
+use crate::settings::{Settings, SettingsFile};
 
 /// The label of the first account.
 const FIRST_LABEL: &str = "KRYPTON";
-/// Idle time after which the unlocked keys are dropped.
-const AUTO_LOCK: Duration = Duration::from_secs(15 * 60);
 /// Shortest password `wallet_create` accepts.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Largest NEP-6 file `wallet_import_nep6` reads.
@@ -31,17 +30,54 @@ pub struct WalletState {
     config: DesktopConfig,
     namespace: String,
     session: Arc<Mutex<Option<UnlockedWallet>>>,
+    settings: Mutex<(SettingsFile, Settings)>,
 }
 
 impl WalletState {
     /// State for this data dir and keychain store; nothing is read yet.
     pub fn new(config: DesktopConfig) -> Self {
         let namespace = config.keychain_namespace();
+        let settings = Mutex::new(SettingsFile::load(&config.data_dir));
         WalletState {
             config,
             namespace,
             session: Arc::new(Mutex::new(None)),
+            settings,
         }
+    }
+
+    /// The saved settings (a copy), and what was wrong with the file if it was unreadable.
+    pub(crate) fn settings(&self) -> (Settings, Option<String>) {
+        let guard = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        (guard.1.clone(), guard.0.problem.clone())
+    }
+
+    /// Saves `settings` (already validated) and uses them from now on.
+    pub(crate) fn save_settings(&self, settings: Settings) -> Result<(), String> {
+        let mut guard = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0.save(&settings)?;
+        guard.1 = settings;
+        Ok(())
+    }
+
+    /// The chain this app talks to: `--network`/`KRYPTON_NETWORK` if given, else the one
+    /// chosen in the settings, else the devnet.
+    pub(crate) fn network(&self) -> krypton_chain::Network {
+        if self.config.network_fixed {
+            return self.config.network();
+        }
+        let (s, _) = self.settings();
+        let name = s
+            .network
+            .as_deref()
+            .unwrap_or(crate::config::DEFAULT_NETWORK);
+        let contract = s.contract.as_deref().or(self.config.contract.as_deref());
+        krypton_chain::Network::new(name, &self.config.data_dir, contract)
+    }
+
+    /// How long the keys stay unlocked without use (from the settings).
+    pub(crate) fn auto_lock(&self) -> std::time::Duration {
+        self.settings().0.auto_lock()
     }
 
     /// The app's data dir, keychain store and network.
@@ -253,6 +289,7 @@ pub async fn wallet_create(
     let password = Zeroizing::new(password);
     check_new_password(&password)?;
     let kc = state.keychain()?;
+    let auto_lock = state.auto_lock();
     let (w, session) = blocking(move || {
         if kc.load().map_err(|e| e.to_string())?.is_some() {
             return Err(
@@ -265,7 +302,7 @@ pub async fn wallet_create(
             .add_account_from_key(&PrivateKey::generate(), &password, FIRST_LABEL)
             .map_err(|e| e.to_string())?;
         w.set_default(&address).map_err(|e| e.to_string())?;
-        let session = UnlockedWallet::unlock(&w, &password, Instant::now(), AUTO_LOCK)
+        let session = UnlockedWallet::unlock(&w, &password, Instant::now(), auto_lock)
             .map_err(|e| e.to_string())?;
         kc.save(&w).map_err(|e| e.to_string())?;
         Ok((w, session))
@@ -283,12 +320,13 @@ pub async fn wallet_unlock(
 ) -> Result<WalletStatus, String> {
     let password = Zeroizing::new(password);
     let kc = state.keychain()?;
+    let auto_lock = state.auto_lock();
     let (w, session) = blocking(move || {
         let w = kc
             .load()
             .map_err(|e| e.to_string())?
             .ok_or("there is no wallet yet: create one or import a NEP-6 file")?;
-        let s = UnlockedWallet::unlock(&w, &password, Instant::now(), AUTO_LOCK)
+        let s = UnlockedWallet::unlock(&w, &password, Instant::now(), auto_lock)
             .map_err(|e| format!("{e}; check the password and try again"))?;
         Ok((w, s))
     })
@@ -360,7 +398,7 @@ pub async fn wallet_import_nep6(
     let password = Zeroizing::new(password);
     let path = user_path(&path, "NEP-6 file")?;
     let kc = state.keychain()?;
-    let idle = AUTO_LOCK;
+    let idle = state.auto_lock();
     let (w, session) = blocking(move || {
         let text = read_small(&path)?;
         import_nep6_text(&kc, &text, &path.display().to_string(), &password, idle)
@@ -394,7 +432,7 @@ pub async fn wallet_import_nep6_json(
         ));
     }
     let kc = state.keychain()?;
-    let idle = AUTO_LOCK;
+    let idle = state.auto_lock();
     let (w, session) =
         blocking(move || import_nep6_text(&kc, &json, &name, &password, idle)).await?;
     state.set_session(Some(session));
@@ -457,7 +495,7 @@ pub async fn wallet_import_wif(
     let wif = Zeroizing::new(wif);
     let password = Zeroizing::new(password);
     let kc = state.keychain()?;
-    let idle = AUTO_LOCK;
+    let idle = state.auto_lock();
     let (w, session) = blocking(move || {
         let key = PrivateKey::from_wif(&wif).map_err(|e| e.to_string())?;
         drop(wif);

@@ -38,6 +38,11 @@ export const phone = {
     send: (command) => invoke("phone_send", { command }),
     stop: () => invoke("phone_stop"),
 };
+export const settings = {
+    get: () => invoke("settings_get"),
+    save: (s) => invoke("settings_save", { settings: s }),
+    audioDevices: () => invoke("audio_devices"),
+};
 export const book = {
     history: (limit) => invoke("calls_history", { limit }),
     contacts: () => invoke("contacts_list"),

@@ -147,6 +147,7 @@ function wire() {
             route(s);
     });
     // The core's auto-lock dropped the keys (main_screen.ts notices): ask for the password.
+    document.addEventListener("krypton:locked", (e) => route(e.detail));
 }
 async function start() {
     wire();

@@ -1,13 +1,16 @@
 // The main screen once the wallet is open: wallet (balances, history), providers (register
 // with one, with progress until the transaction is in a block), phone (dialer, call screen
 // with live quality, incoming calls) and messages. The core does the work; this shows it.
-import { chain, phone, } from "./api.js";
+import { chain, wallet, phone, } from "./api.js";
 import { refreshBook, wireBook } from "./book_panel.js";
 import { attempt, busy, el, input, showError, textEl } from "./dom.js";
 import { applyEvent, conversation, currentCall, dialKey, initialView, mosPoints, noteOutgoingMessage, qualityText, setMuted, } from "./phone_view.js";
 import { openReceive } from "./receive.js";
+import { refreshSettings, wireSettings } from "./settings_panel.js";
 import { formatDuration } from "./view.js";
-const PANELS = ["wallet", "providers", "phone", "messages", "history"];
+const PANELS = ["wallet", "providers", "phone", "messages", "history", "settings"];
+/** How often the main screen asks whether the wallet auto-locked. */
+const LOCK_CHECK_MS = 5000;
 let view = initialView();
 let phoneRunning = false;
 let wired = false;
@@ -21,6 +24,8 @@ function selectPanel(p) {
         void refreshProviders();
     if (p === "wallet")
         void refreshWallet();
+    if (p === "settings")
+        void refreshSettings();
     if (p === "history")
         void refreshBook();
 }
@@ -34,12 +39,28 @@ export function openMain(s) {
     }));
     if (!wired)
         wire();
+    watchLock();
     openReceive(s);
     selectPanel("wallet");
     if (s.state === "unlocked")
         void startPhoneIfRegistered();
 }
 // ---- wallet ----
+let lockWatch;
+/** Notices the core's auto-lock (Settings → Security): when the keys have been dropped and
+ * no call is in progress, the app asks for the password again (`krypton:locked`, main.ts). */
+function watchLock() {
+    window.clearInterval(lockWatch);
+    lockWatch = window.setInterval(async () => {
+        if (el("main-screen").hidden || currentCall(view))
+            return;
+        const s = await wallet.status().catch(() => undefined);
+        if (s && s.state !== "unlocked") {
+            window.clearInterval(lockWatch);
+            document.dispatchEvent(new CustomEvent("krypton:locked", { detail: s }));
+        }
+    }, LOCK_CHECK_MS);
+}
 async function refreshWallet() {
     try {
         const st = await chain.status();
@@ -227,6 +248,11 @@ function renderMessages() {
 function wire() {
     wired = true;
     wireBook();
+    // New accounts, rules or devices take effect when the phone starts again.
+    wireSettings(() => {
+        if (phoneRunning)
+            void startPhone();
+    });
     for (const p of PANELS)
         el(`nav-${p}`).addEventListener("click", () => selectPanel(p));
     el("wallet-refresh").addEventListener("click", () => void refreshWallet());
