@@ -16,7 +16,7 @@ import time
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from conftest import KEYSTORE, TARGET
 from screen import attr, typed, until, visible
@@ -280,6 +280,18 @@ def test_an_incoming_call_is_answered_then_one_declined(driver, bob, artifacts):
           and attr(d, "call-state", "data-state") == "established")
     bob.wait("established", 30)
     assert not driver.find_element(By.ID, "incoming-panel").is_displayed()
+    # during the call: switch the speaker (ALSA's null device is there even without a card)
+    driver.find_element(By.CSS_SELECTOR, "#call-devices summary").click()
+    options = until(driver, "the device list", lambda d: [
+        o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "#call-output option")
+        if o.get_attribute("value") != "default"])
+    null = [v for v in options if "null" in v.lower()]
+    assert null, f"no ALSA null device among {options}"
+    Select(driver.find_element(By.ID, "call-output")).select_by_value(null[0])
+    until(driver, "the phone to switch the speaker",
+          lambda d: attr(d, "call-devices-note", "data-state") == "changed")
+    assert "output" in driver.find_element(By.ID, "call-devices-note").text
+    driver.save_screenshot(os.path.join(artifacts, "calls-device-switched.png"))
     hang_up(driver, bob)
 
     bob.send(cmd="call", to=me)

@@ -154,7 +154,8 @@ export type PhoneCommand =
   | { cmd: "resume"; call: number }
   | { cmd: "mute"; call: number; on: boolean }
   | { cmd: "dtmf"; call: number; digits: string }
-  | { cmd: "message"; to: string; body: string };
+  | { cmd: "message"; to: string; body: string }
+  | { cmd: "set_device"; input?: string; output?: string };
 
 /** An event from the phone (krypton-core PhoneEvent, `{"event": …}`); the view uses these. */
 export type PhoneEvent = { event: string; [field: string]: unknown };

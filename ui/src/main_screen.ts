@@ -3,6 +3,7 @@
 // with live quality, incoming calls) and messages. The core does the work; this shows it.
 import {
   chain,
+  settings,
   wallet,
   phone,
   type HistoryItem,
@@ -26,7 +27,7 @@ import {
   type PhoneView,
 } from "./phone_view.js";
 import { openReceive } from "./receive.js";
-import { refreshSettings, wireSettings } from "./settings_panel.js";
+import { fillDevices, refreshSettings, wireSettings } from "./settings_panel.js";
 import { formatDuration } from "./view.js";
 
 type Panel = "wallet" | "providers" | "phone" | "messages" | "history" | "settings";
@@ -206,6 +207,12 @@ function onPhoneEvent(e: PhoneEvent): void {
   applyEvent(view, e, Date.now());
   if (e.event === "error" || e.event === "audio_error") showError(view.error);
   if (e.event === "incoming") selectPanel("phone");
+  if (e.event === "device_changed") {
+    const d = e.device as { name?: string } | undefined;
+    const note = el("call-devices-note");
+    note.textContent = `Now using ${d?.name ?? "the chosen device"} (${String(e.direction)}).`;
+    note.dataset.state = "changed";
+  }
   // the core wrote the call to its log before this event
   if (e.event === "ended") void refreshBook();
   render();
@@ -363,6 +370,20 @@ function wire(): void {
     const c = currentCall(view);
     if (c) void attempt(() => phone.send({ cmd: c.held ? "resume" : "hold", call: c.id }));
   });
+  // Switching the sound device during a call (Settings keeps the one calls start with).
+  el("call-devices").addEventListener("toggle", async () => {
+    if (!el<HTMLDetailsElement>("call-devices").open) return;
+    const d = await attempt(() => settings.audioDevices());
+    fillDevices(el<HTMLSelectElement>("call-input"), d?.inputs ?? [], "default");
+    fillDevices(el<HTMLSelectElement>("call-output"), d?.outputs ?? [], "default");
+  });
+  for (const [id, dir] of [["call-input", "input"], ["call-output", "output"]] as const) {
+    el(id).addEventListener("change", () => {
+      el("call-devices-note").dataset.state = "asked";
+      const device = el<HTMLSelectElement>(id).value;
+      void attempt(() => phone.send(dir === "input" ? { cmd: "set_device", input: device } : { cmd: "set_device", output: device }));
+    });
+  }
   el("call-mute").addEventListener("click", () => {
     const c = currentCall(view);
     if (!c) return;

@@ -130,7 +130,8 @@ function readAccount(row: HTMLElement): SipAccountInput {
   };
 }
 
-function fillDevices(select: HTMLSelectElement, devices: AudioDevice[], chosen: string): void {
+/** Fills a device select: "System default", the devices, and the chosen one if it is gone. */
+export function fillDevices(select: HTMLSelectElement, devices: AudioDevice[], chosen: string): void {
   const options = [textEl("option", "System default")];
   options[0].value = "default";
   for (const d of devices) {

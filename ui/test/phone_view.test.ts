@@ -2,6 +2,7 @@
 // `krypton phone` prints them (krypton-core PhoneEvent).
 import { describe, expect, it } from "vitest";
 import {
+  MAX_ENDED_CALLS,
   MAX_SAMPLES,
   applyEvent,
   conversation,
@@ -177,5 +178,20 @@ describe("errors and the dialer", () => {
     expect(dialKey("", "#")).toBe("#");
     expect(dialKey("12", "x")).toBe("12");
     expect(dialKey("12", "12")).toBe("12");
+  });
+});
+
+describe("many calls", () => {
+  it("keeps only the newest ended calls, never a live one", () => {
+    const v = initialView();
+    applyEvent(v, { event: "incoming", call: 1000, account: BOB, from: BOB }, 0);
+    for (let id = 1; id <= MAX_ENDED_CALLS + 25; id++) {
+      applyEvent(v, { event: "calling", call: id, account: BOB, to: BOB }, 0);
+      applyEvent(v, { event: "ended", call: id, reason: "local_hangup", status: null }, 0);
+    }
+    const ended = v.calls.filter((c) => c.state === "ended").map((c) => c.id);
+    expect(ended.length).toBe(MAX_ENDED_CALLS);
+    expect(ended[ended.length - 1]).toBe(MAX_ENDED_CALLS + 25);
+    expect(currentCall(v)?.id).toBe(1000);
   });
 });

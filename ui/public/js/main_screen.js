@@ -1,12 +1,12 @@
 // The main screen once the wallet is open: wallet (balances, history), providers (register
 // with one, with progress until the transaction is in a block), phone (dialer, call screen
 // with live quality, incoming calls) and messages. The core does the work; this shows it.
-import { chain, wallet, phone, } from "./api.js";
+import { chain, settings, wallet, phone, } from "./api.js";
 import { refreshBook, wireBook } from "./book_panel.js";
 import { attempt, busy, el, input, showError, textEl } from "./dom.js";
 import { applyEvent, conversation, currentCall, dialKey, initialView, mosPoints, noteOutgoingMessage, qualityText, setMuted, } from "./phone_view.js";
 import { openReceive } from "./receive.js";
-import { refreshSettings, wireSettings } from "./settings_panel.js";
+import { fillDevices, refreshSettings, wireSettings } from "./settings_panel.js";
 import { formatDuration } from "./view.js";
 const PANELS = ["wallet", "providers", "phone", "messages", "history", "settings"];
 /** How often the main screen asks whether the wallet auto-locked. */
@@ -166,6 +166,12 @@ function onPhoneEvent(e) {
         showError(view.error);
     if (e.event === "incoming")
         selectPanel("phone");
+    if (e.event === "device_changed") {
+        const d = e.device;
+        const note = el("call-devices-note");
+        note.textContent = `Now using ${d?.name ?? "the chosen device"} (${String(e.direction)}).`;
+        note.dataset.state = "changed";
+    }
     // the core wrote the call to its log before this event
     if (e.event === "ended")
         void refreshBook();
@@ -327,6 +333,21 @@ function wire() {
         if (c)
             void attempt(() => phone.send({ cmd: c.held ? "resume" : "hold", call: c.id }));
     });
+    // Switching the sound device during a call (Settings keeps the one calls start with).
+    el("call-devices").addEventListener("toggle", async () => {
+        if (!el("call-devices").open)
+            return;
+        const d = await attempt(() => settings.audioDevices());
+        fillDevices(el("call-input"), d?.inputs ?? [], "default");
+        fillDevices(el("call-output"), d?.outputs ?? [], "default");
+    });
+    for (const [id, dir] of [["call-input", "input"], ["call-output", "output"]]) {
+        el(id).addEventListener("change", () => {
+            el("call-devices-note").dataset.state = "asked";
+            const device = el(id).value;
+            void attempt(() => phone.send(dir === "input" ? { cmd: "set_device", input: device } : { cmd: "set_device", output: device }));
+        });
+    }
     el("call-mute").addEventListener("click", () => {
         const c = currentCall(view);
         if (!c)

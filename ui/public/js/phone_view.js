@@ -1,5 +1,7 @@
 /** How many quality samples a call keeps for its graph. */
 export const MAX_SAMPLES = 120;
+/** Ended calls the view keeps (the call log itself is in the core's database: History). */
+export const MAX_ENDED_CALLS = 10;
 export function initialView() {
     return { registration: { state: "starting", text: "Starting the phone…" }, calls: [], messages: [], error: null };
 }
@@ -114,6 +116,11 @@ export function applyEvent(v, e, now) {
                 c.state = "ended";
                 const status = e.status === null || e.status === undefined ? null : num(e.status);
                 c.endText = endText(str(e.reason), status, e.detail ? str(e.detail) : null);
+            }
+            const ended = v.calls.filter((x) => x.state === "ended");
+            if (ended.length > MAX_ENDED_CALLS) {
+                const drop = new Set(ended.slice(0, ended.length - MAX_ENDED_CALLS));
+                v.calls = v.calls.filter((x) => !drop.has(x));
             }
             break;
         }

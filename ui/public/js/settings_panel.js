@@ -98,7 +98,8 @@ function readAccount(row) {
         clearPassword: false,
     };
 }
-function fillDevices(select, devices, chosen) {
+/** Fills a device select: "System default", the devices, and the chosen one if it is gone. */
+export function fillDevices(select, devices, chosen) {
     const options = [textEl("option", "System default")];
     options[0].value = "default";
     for (const d of devices) {
