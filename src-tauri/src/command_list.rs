@@ -15,6 +15,8 @@ app_commands! {
     wallet::wallet_import_nep6_json,
     wallet::wallet_import_wif,
     wallet::wallet_receive,
+    wallet::wallet_add_account,
+    wallet::wallet_set_default,
     chain::chain_status,
     chain::chain_balances,
     chain::chain_history,

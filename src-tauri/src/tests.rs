@@ -290,6 +290,19 @@ fn no_command_returns_a_private_key_or_password() {
             "wallet_receive",
             json!({ "address": foreign2_key.public_key().address() }),
         ),
+        // a new address: the wrong password adds nothing; then it becomes the default
+        (
+            "wallet_add_account",
+            json!({ "password": other_password, "label": "second" }),
+        ),
+        (
+            "wallet_add_account",
+            json!({ "password": PASSWORD, "label": "second" }),
+        ),
+        (
+            "wallet_set_default",
+            json!({ "address": wif_key.public_key().address() }),
+        ),
         ("wallet_status", json!({})),
         // No devnet in this data dir: each answers an error that says what to do (the E2E
         // runs them against a real chain and provider).
@@ -370,6 +383,15 @@ fn no_command_returns_a_private_key_or_password() {
     ] {
         secrets.extend(key_forms(k));
     }
+    // the added address's key too
+    let second = w
+        .accounts()
+        .iter()
+        .find(|a| a.label() == Some("second"))
+        .expect("the second address was added")
+        .address()
+        .to_string();
+    secrets.extend(key_forms(&w.decrypt_account(&second, PASSWORD).unwrap()));
     // the WIF and its typo'd copy, whole and in parts (an error must not quote it)
     for w in [wif_key.to_wif().to_string(), typo_wif.clone()] {
         secrets.push(w[..12].to_string());
@@ -391,6 +413,18 @@ fn no_command_returns_a_private_key_or_password() {
         let a = k.public_key().address();
         assert!(w.account(&a).is_some(), "{a} was imported");
     }
+    assert_eq!(
+        w.default_account().map(|a| a.address().to_string()),
+        Some(wif_key.public_key().address())
+    );
+    assert_eq!(
+        w.accounts()
+            .iter()
+            .filter(|a| a.label() == Some("second"))
+            .count(),
+        1,
+        "the wrong password added nothing"
+    );
     assert!(
         answers.iter().any(|a| a.contains("neo:")),
         "receive answered"

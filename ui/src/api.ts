@@ -53,6 +53,9 @@ export const wallet = {
     invoke<WalletStatus>("wallet_import_nep6_json", { json, name, password }),
   /** A WIF private key typed by the user, on its way to the core (never sent back). */
   importWif: (wif: string, password: string) => invoke<WalletStatus>("wallet_import_wif", { wif, password }),
+  /** A new key encrypted with the wallet's password (which goes in, never out). */
+  addAccount: (password: string, label: string) => invoke<WalletStatus>("wallet_add_account", { password, label }),
+  setDefault: (address: string) => invoke<WalletStatus>("wallet_set_default", { address }),
   receive: (address: string, amount: string | null) =>
     invoke<ReceiveView>("wallet_receive", { address, amount }),
 };

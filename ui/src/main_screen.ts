@@ -55,16 +55,7 @@ function selectPanel(p: Panel): void {
 /** Shows the main screen for the wallet `s`. */
 export function openMain(s: WalletStatus): void {
   el("main-state").textContent = s.state === "unlocked" ? "unlocked" : "locked";
-  el("main-addresses").replaceChildren(
-    ...s.accounts.map((a) => {
-      const li = document.createElement("li");
-      li.append(
-        textEl("code", a.address),
-        ` ${a.label}${a.isDefault ? " (default)" : ""}${a.watchOnly ? " (watch-only)" : ""}`,
-      );
-      return li;
-    }),
-  );
+  renderAddresses(s);
   if (!wired) wire();
   watchLock();
   openReceive(s);
@@ -73,6 +64,42 @@ export function openMain(s: WalletStatus): void {
 }
 
 // ---- wallet ----
+
+function renderAddresses(s: WalletStatus): void {
+  el("main-addresses").replaceChildren(
+    ...s.accounts.map((a) => {
+      const li = document.createElement("li");
+      li.dataset.address = a.address;
+      li.append(
+        textEl("code", a.address),
+        ` ${a.label}${a.isDefault ? " (default)" : ""}${a.watchOnly ? " (watch-only)" : ""} `,
+      );
+      if (!a.isDefault && !a.watchOnly) {
+        const b = textEl("button", "Make default");
+        b.type = "button";
+        b.className = "make-default";
+        b.addEventListener("click", () => void makeDefault(a.address));
+        li.append(b);
+      }
+      return li;
+    }),
+  );
+}
+
+/** The wallet changed (an address added, another default): show it everywhere. */
+function walletChanged(s: WalletStatus): void {
+  renderAddresses(s);
+  openReceive(s);
+  void refreshWallet();
+  // the phone's accounts follow the wallet's addresses (the default first)
+  if (phoneRunning) void startPhone();
+  else void startPhoneIfRegistered();
+}
+
+async function makeDefault(address: string): Promise<void> {
+  const s = await busy("Changing the default address…", () => wallet.setDefault(address));
+  if (s) walletChanged(s);
+}
 
 let lockWatch: number | undefined;
 
@@ -188,12 +215,22 @@ async function startPhoneIfRegistered(): Promise<void> {
   }
 }
 
+/** Which phone_start the view follows: a replaced phone still reports its last events
+ * (unregistered, ended) on its own channel, and they must not reach the new phone's view. */
+let phoneGeneration = 0;
+
 async function startPhone(): Promise<void> {
+  const generation = ++phoneGeneration;
   view = initialView();
   // events may arrive before phone_start answers: show them from now on
   phoneRunning = true;
   render();
-  const started = await attempt(() => phone.start(onPhoneEvent));
+  const started = await attempt(() =>
+    phone.start((e) => {
+      if (generation === phoneGeneration) onPhoneEvent(e);
+    }),
+  );
+  if (generation !== phoneGeneration) return;
   if (!started) {
     phoneRunning = false;
     el("phone-status").textContent = "The phone is not running: see the message above.";
@@ -222,6 +259,7 @@ function render(): void {
   if (phoneRunning) {
     el("phone-status").textContent = view.registration.text;
     el("phone-status").dataset.state = view.registration.state;
+    el("phone-status").dataset.accounts = view.registered.join(" ");
   }
   const c = currentCall(view);
   el("incoming-panel").hidden = !(c && c.state === "incoming");
@@ -306,6 +344,18 @@ function wire(): void {
   });
   for (const p of PANELS) el(`nav-${p}`).addEventListener("click", () => selectPanel(p));
   el("wallet-refresh").addEventListener("click", () => void refreshWallet());
+  el("add-address-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const pw = input("add-address-password");
+    const password = pw.value;
+    pw.value = "";
+    if (!password) return showError("Enter the wallet's password to add an address.");
+    const s = await busy("Adding an address (scrypt)…", () => wallet.addAccount(password, input("add-address-label").value));
+    if (!s) return;
+    input("add-address-label").value = "";
+    el<HTMLDetailsElement>("add-address").open = false;
+    walletChanged(s);
+  });
   let preview: SendPreview | undefined;
   el("send-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();

@@ -50,6 +50,8 @@ export interface RegistrationView {
 
 export interface PhoneView {
   registration: RegistrationView;
+  /** The accounts registered now (a phone runs one per registered wallet address and SIP account). */
+  registered: string[];
   calls: CallView[];
   messages: MessageView[];
   /** the last error the core reported, for the error line */
@@ -62,7 +64,13 @@ export const MAX_SAMPLES = 120;
 export const MAX_ENDED_CALLS = 10;
 
 export function initialView(): PhoneView {
-  return { registration: { state: "starting", text: "Starting the phone…" }, calls: [], messages: [], error: null };
+  return {
+    registration: { state: "starting", text: "Starting the phone…" },
+    registered: [],
+    calls: [],
+    messages: [],
+    error: null,
+  };
 }
 
 const num = (v: unknown): number => (typeof v === "number" ? v : Number(v ?? NaN));
@@ -115,13 +123,16 @@ export function applyEvent(v: PhoneView, e: PhoneEvent, now: number): PhoneView 
       break;
     case "registered":
       v.registration = { state: "registered", text: `Registered (${str(e.account)})` };
+      if (!v.registered.includes(str(e.account))) v.registered.push(str(e.account));
       break;
     case "registration_failed": {
+      v.registered = v.registered.filter((a) => a !== str(e.account));
       const retry = e.retry_in === null || e.retry_in === undefined ? "" : ` Retrying in ${Math.round(num(e.retry_in))} s.`;
       v.registration = { state: "failed", text: `Not registered: ${str(e.reason)}.${retry}` };
       break;
     }
     case "unregistered":
+      v.registered = v.registered.filter((a) => a !== str(e.account));
       v.registration = { state: "unregistered", text: "Not registered" };
       break;
     case "calling": {

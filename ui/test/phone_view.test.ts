@@ -195,3 +195,17 @@ describe("many calls", () => {
     expect(currentCall(v)?.id).toBe(1000);
   });
 });
+
+describe("several accounts", () => {
+  it("lists the accounts registered now", () => {
+    const v = initialView();
+    applyEvent(v, { event: "registered", account: "A", expires: 60 }, 0);
+    applyEvent(v, { event: "registered", account: "B", expires: 60 }, 0);
+    applyEvent(v, { event: "registered", account: "A", expires: 60 }, 0);
+    expect(v.registered).toEqual(["A", "B"]);
+    applyEvent(v, { event: "registration_failed", account: "A", status: 503, reason: "down", retry_in: 1 }, 0);
+    expect(v.registered).toEqual(["B"]);
+    applyEvent(v, { event: "unregistered", account: "B" }, 0);
+    expect(v.registered).toEqual([]);
+  });
+});

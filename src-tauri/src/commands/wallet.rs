@@ -335,6 +335,76 @@ pub async fn wallet_unlock(
     Ok(state.status_of(Some(&w)))
 }
 
+/// Adds a new address (a fresh key, NEP-2 encrypted with `password`, which must be the
+/// wallet's) labelled `label`, and leaves the wallet unlocked. Each address can register with
+/// its own provider; the phone uses every registered one (routing rules name them).
+#[tauri::command]
+pub async fn wallet_add_account(
+    state: State<'_, WalletState>,
+    password: String,
+    label: String,
+) -> Result<WalletStatus, String> {
+    let password = Zeroizing::new(password);
+    let label = label.trim().to_string();
+    if label.chars().count() > 64 {
+        return Err("the label is too long: use at most 64 characters".into());
+    }
+    let kc = state.keychain()?;
+    let auto_lock = state.auto_lock();
+    let (w, session) = blocking(move || {
+        let mut w = kc
+            .load()
+            .map_err(|e| e.to_string())?
+            .ok_or("there is no wallet yet: create one first")?;
+        // the password must be the wallet's: one password opens every key
+        UnlockedWallet::unlock(&w, &password, Instant::now(), auto_lock)
+            .map_err(|e| format!("{e}; enter the wallet's password"))?;
+        let label = if label.is_empty() {
+            format!("{FIRST_LABEL} {}", w.accounts().len() + 1)
+        } else {
+            label
+        };
+        w.add_account_from_key(&PrivateKey::generate(), &password, &label)
+            .map_err(|e| e.to_string())?;
+        let s = UnlockedWallet::unlock(&w, &password, Instant::now(), auto_lock)
+            .map_err(|e| e.to_string())?;
+        kc.save(&w).map_err(|e| e.to_string())?;
+        Ok((w, s))
+    })
+    .await?;
+    state.set_session(Some(session));
+    Ok(state.status_of(Some(&w)))
+}
+
+/// Makes `address` (one of the wallet's, with a key) the default: the one the wallet panel
+/// shows, sends from and registers, and the phone's first account.
+#[tauri::command]
+pub async fn wallet_set_default(
+    state: State<'_, WalletState>,
+    address: String,
+) -> Result<WalletStatus, String> {
+    let kc = state.keychain()?;
+    let w = blocking(move || {
+        let mut w = kc
+            .load()
+            .map_err(|e| e.to_string())?
+            .ok_or("there is no wallet yet: create one first")?;
+        let a = address.trim();
+        match w.account(a) {
+            None => return Err(format!("{a} is not an address of this wallet")),
+            Some(acc) if acc.is_watch_only() => {
+                return Err(format!("{a} is watch-only: it cannot be the default"));
+            }
+            Some(_) => {}
+        }
+        w.set_default(a).map_err(|e| e.to_string())?;
+        kc.save(&w).map_err(|e| e.to_string())?;
+        Ok(w)
+    })
+    .await?;
+    Ok(state.status_of(Some(&w)))
+}
+
 /// Drops the decrypted keys.
 #[tauri::command]
 pub async fn wallet_lock(state: State<'_, WalletState>) -> Result<WalletStatus, String> {

@@ -14,6 +14,9 @@ export const wallet = {
     importNep6Json: (json, name, password) => invoke("wallet_import_nep6_json", { json, name, password }),
     /** A WIF private key typed by the user, on its way to the core (never sent back). */
     importWif: (wif, password) => invoke("wallet_import_wif", { wif, password }),
+    /** A new key encrypted with the wallet's password (which goes in, never out). */
+    addAccount: (password, label) => invoke("wallet_add_account", { password, label }),
+    setDefault: (address) => invoke("wallet_set_default", { address }),
     receive: (address, amount) => invoke("wallet_receive", { address, amount }),
 };
 function channel(onmessage) {

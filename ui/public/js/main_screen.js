@@ -32,11 +32,7 @@ function selectPanel(p) {
 /** Shows the main screen for the wallet `s`. */
 export function openMain(s) {
     el("main-state").textContent = s.state === "unlocked" ? "unlocked" : "locked";
-    el("main-addresses").replaceChildren(...s.accounts.map((a) => {
-        const li = document.createElement("li");
-        li.append(textEl("code", a.address), ` ${a.label}${a.isDefault ? " (default)" : ""}${a.watchOnly ? " (watch-only)" : ""}`);
-        return li;
-    }));
+    renderAddresses(s);
     if (!wired)
         wire();
     watchLock();
@@ -46,6 +42,37 @@ export function openMain(s) {
         void startPhoneIfRegistered();
 }
 // ---- wallet ----
+function renderAddresses(s) {
+    el("main-addresses").replaceChildren(...s.accounts.map((a) => {
+        const li = document.createElement("li");
+        li.dataset.address = a.address;
+        li.append(textEl("code", a.address), ` ${a.label}${a.isDefault ? " (default)" : ""}${a.watchOnly ? " (watch-only)" : ""} `);
+        if (!a.isDefault && !a.watchOnly) {
+            const b = textEl("button", "Make default");
+            b.type = "button";
+            b.className = "make-default";
+            b.addEventListener("click", () => void makeDefault(a.address));
+            li.append(b);
+        }
+        return li;
+    }));
+}
+/** The wallet changed (an address added, another default): show it everywhere. */
+function walletChanged(s) {
+    renderAddresses(s);
+    openReceive(s);
+    void refreshWallet();
+    // the phone's accounts follow the wallet's addresses (the default first)
+    if (phoneRunning)
+        void startPhone();
+    else
+        void startPhoneIfRegistered();
+}
+async function makeDefault(address) {
+    const s = await busy("Changing the default address…", () => wallet.setDefault(address));
+    if (s)
+        walletChanged(s);
+}
 let lockWatch;
 /** Notices the core's auto-lock (Settings → Security): when the keys have been dropped and
  * no call is in progress, the app asks for the password again (`krypton:locked`, main.ts). */
@@ -145,12 +172,21 @@ async function startPhoneIfRegistered() {
         // no chain yet: the wallet panel says so
     }
 }
+/** Which phone_start the view follows: a replaced phone still reports its last events
+ * (unregistered, ended) on its own channel, and they must not reach the new phone's view. */
+let phoneGeneration = 0;
 async function startPhone() {
+    const generation = ++phoneGeneration;
     view = initialView();
     // events may arrive before phone_start answers: show them from now on
     phoneRunning = true;
     render();
-    const started = await attempt(() => phone.start(onPhoneEvent));
+    const started = await attempt(() => phone.start((e) => {
+        if (generation === phoneGeneration)
+            onPhoneEvent(e);
+    }));
+    if (generation !== phoneGeneration)
+        return;
     if (!started) {
         phoneRunning = false;
         el("phone-status").textContent = "The phone is not running: see the message above.";
@@ -181,6 +217,7 @@ function render() {
     if (phoneRunning) {
         el("phone-status").textContent = view.registration.text;
         el("phone-status").dataset.state = view.registration.state;
+        el("phone-status").dataset.accounts = view.registered.join(" ");
     }
     const c = currentCall(view);
     el("incoming-panel").hidden = !(c && c.state === "incoming");
@@ -262,6 +299,20 @@ function wire() {
     for (const p of PANELS)
         el(`nav-${p}`).addEventListener("click", () => selectPanel(p));
     el("wallet-refresh").addEventListener("click", () => void refreshWallet());
+    el("add-address-form").addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const pw = input("add-address-password");
+        const password = pw.value;
+        pw.value = "";
+        if (!password)
+            return showError("Enter the wallet's password to add an address.");
+        const s = await busy("Adding an address (scrypt)…", () => wallet.addAccount(password, input("add-address-label").value));
+        if (!s)
+            return;
+        input("add-address-label").value = "";
+        el("add-address").open = false;
+        walletChanged(s);
+    });
     let preview;
     el("send-form").addEventListener("submit", async (ev) => {
         ev.preventDefault();

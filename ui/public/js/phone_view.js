@@ -3,7 +3,13 @@ export const MAX_SAMPLES = 120;
 /** Ended calls the view keeps (the call log itself is in the core's database: History). */
 export const MAX_ENDED_CALLS = 10;
 export function initialView() {
-    return { registration: { state: "starting", text: "Starting the phone…" }, calls: [], messages: [], error: null };
+    return {
+        registration: { state: "starting", text: "Starting the phone…" },
+        registered: [],
+        calls: [],
+        messages: [],
+        error: null,
+    };
 }
 const num = (v) => (typeof v === "number" ? v : Number(v ?? NaN));
 const str = (v) => (typeof v === "string" ? v : v === null || v === undefined ? "" : String(v));
@@ -52,13 +58,17 @@ export function applyEvent(v, e, now) {
             break;
         case "registered":
             v.registration = { state: "registered", text: `Registered (${str(e.account)})` };
+            if (!v.registered.includes(str(e.account)))
+                v.registered.push(str(e.account));
             break;
         case "registration_failed": {
+            v.registered = v.registered.filter((a) => a !== str(e.account));
             const retry = e.retry_in === null || e.retry_in === undefined ? "" : ` Retrying in ${Math.round(num(e.retry_in))} s.`;
             v.registration = { state: "failed", text: `Not registered: ${str(e.reason)}.${retry}` };
             break;
         }
         case "unregistered":
+            v.registered = v.registered.filter((a) => a !== str(e.account));
             v.registration = { state: "unregistered", text: "Not registered" };
             break;
         case "calling": {
