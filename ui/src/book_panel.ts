@@ -89,6 +89,7 @@ function renderHistory(calls: CallRecord[]): void {
   el("calls-list").replaceChildren(
     ...calls.map((c) => {
       const li = document.createElement("li");
+      li.dataset.id = String(c.id);
       li.dataset.remote = c.remote;
       li.dataset.direction = c.direction;
       li.dataset.reason = c.end_reason;
