@@ -111,7 +111,8 @@ pub struct AccountConfig {
     pub bearer: Option<Arc<dyn BearerSigner>>,
     /// Digest credentials held in memory by a front end (the desktop app keeps SIP passwords
     /// encrypted and decrypts them only to start the phone); they take precedence over
-    /// `password_file`. Never read from a config file; `Debug` does not show the password.
+    /// `password_file`. An empty user name means `username`, else the AOR's user (as with
+    /// `password_file`). Never read from a config file; `Debug` does not show the password.
     #[serde(skip)]
     pub credentials: Option<Credentials>,
 }
@@ -390,7 +391,11 @@ impl AccountConfig {
             None => ProxyAddr::parse(&format!("sip:{}", aor.domain)),
         }
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let user = || self.username.clone().unwrap_or_else(|| aor.user.clone());
         let credentials = match (&self.credentials, &self.password_file) {
+            (Some(c), _) if c.username.is_empty() => {
+                Some(Credentials::new(user(), c.password.as_str()))
+            }
             (Some(c), _) => Some(c.clone()),
             (None, Some(path)) => {
                 let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
@@ -400,8 +405,7 @@ impl AccountConfig {
                     }
                 })?);
                 let password = text.lines().next().unwrap_or("").to_string();
-                let user = self.username.clone().unwrap_or_else(|| aor.user.clone());
-                Some(Credentials::new(user, password))
+                Some(Credentials::new(user(), password))
             }
             (None, None) => None,
         };
@@ -539,5 +543,11 @@ accounts = ["a", "b"]
             ("alice", "front end secret")
         );
         assert!(!format!("{a:?}").contains("front end secret"));
+        // an empty user name is the AOR's user, as with a password file
+        a.credentials = Some(Credentials::new("", "front end secret"));
+        assert_eq!(
+            a.to_account().unwrap().credentials.unwrap().username,
+            "alice"
+        );
     }
 }

@@ -18,7 +18,7 @@ use hkdf::Hkdf;
 use krypton_core::AccountConfig;
 use krypton_core::config::{Credentials, DeviceChoice};
 use krypton_core::dialplan::DialPlan;
-use krypton_wallet::PrivateKey;
+use krypton_wallet::{PrivateKey, ScriptHash};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -194,8 +194,8 @@ impl Settings {
             check_network(n, self.contract.as_deref())?;
         }
         if let Some(c) = &self.contract {
-            let hex = c.trim().trim_start_matches("0x");
-            if hex.len() != 40 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            // (the parse `Network::contract` does when the chain is asked)
+            if ScriptHash::from_hex(c.trim()).is_err() {
                 return Err(format!(
                     "the contract hash {c:?} is not valid: enter 0x and 40 hex digits"
                 ));
@@ -272,11 +272,6 @@ impl SipAccount {
     pub fn to_config(&self, password: Option<Zeroizing<String>>) -> AccountConfig {
         let blank = |s: &Option<String>| s.as_ref().filter(|v| !v.trim().is_empty()).cloned();
         let aor = self.aor.trim().to_string();
-        let user = blank(&self.username).unwrap_or_else(|| {
-            aor.split_once(':')
-                .map(|(_, r)| r.split('@').next().unwrap_or_default().to_string())
-                .unwrap_or_default()
-        });
         AccountConfig {
             id: self.id.trim().to_string(),
             aor,
@@ -291,7 +286,8 @@ impl SipAccount {
             tls_ca: None,
             instance: None,
             bearer: None,
-            credentials: password.map(|p| Credentials::new(user, p.as_str())),
+            // (no user name here: the phone takes `username`, else the AOR's user)
+            credentials: password.map(|p| Credentials::new("", p.as_str())),
         }
     }
 }
@@ -397,6 +393,29 @@ mod tests {
         assert!(unseal(&k, "office", "***").is_err());
         // a fresh nonce each time
         assert_ne!(seal(&k, "office", "x"), seal(&k, "office", "x"));
+    }
+
+    #[test]
+    fn an_unsealed_password_signs_in_as_the_user_name_or_the_aors_user() {
+        let mut a = sip("office");
+        let creds = |a: &SipAccount| {
+            a.to_config(Some(Zeroizing::new("pw".into())))
+                .to_account()
+                .unwrap()
+                .credentials
+                .unwrap()
+        };
+        assert_eq!(creds(&a).username, "alice");
+        assert_eq!(creds(&a).password.as_str(), "pw");
+        a.username = Some("alice-auth".into());
+        assert_eq!(creds(&a).username, "alice-auth");
+        assert!(
+            a.to_config(None)
+                .to_account()
+                .unwrap()
+                .credentials
+                .is_none()
+        );
     }
 
     #[test]
